@@ -1,0 +1,47 @@
+# `make run`: set up, then the default (offline) benchmark. `make test`: set up, then the tests.
+# Set-up is keyed on the pin file: a second call reinstalls nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIN_HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.installed-$(PIN_HASH)
+# Debian packages the default configuration needs (the offline audio set is built from these clips).
+APT_PACKAGES := sound-theme-freedesktop
+CORES ?= all
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup apt run test lint speed clean
+
+setup: $(STAMP) apt
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing -- install them (sudo apt-get install$$missing) and rerun"; exit 1; \
+	  fi; \
+	fi
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+speed: setup
+	$(BIN)/snakemake --cores $(CORES) speed $(SNAKEMAKE_ARGS)
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf results/default results/ci .snakemake

@@ -1,0 +1,184 @@
+"""Batched discrete wavelet transforms (ptwt) of 1D, 2D and 3D inputs, and the dyadic tiling.
+
+Inputs are ``[B, C, *spatial]`` with ``len(spatial) == ndim``. Coefficients keep ptwt's own nested
+structure (``wavedec``: list; ``wavedec2``: approximation then ``WaveletDetailTuple2d`` per level;
+``wavedec3``: approximation then dicts keyed ``"aad"`` ...), coarsest level first. ``bands`` flattens
+that structure into a list of tensors ``[B, C, *band]`` (approximation first, then each level's
+details, coarsest to finest), which is what the rest of the package computes on.
+
+Example::
+
+    >>> import torch
+    >>> from wam import transform
+    >>> x = torch.rand(2, 3, 32, 32)
+    >>> z = transform.wavedec(x, ndim=2, wavelet="haar", levels=3, mode="reflect")
+    >>> torch.allclose(transform.waverec(z, ndim=2, wavelet="haar", size=(32, 32)), x, atol=1e-5)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ptwt
+import pywt
+import torch
+import torch.nn.functional as F
+from ptwt.constants import WaveletDetailTuple2d
+
+Coeffs = Any  # ptwt's nested coefficient structure (list / tuple / dicts)
+
+MODES = ("zero", "constant", "periodic", "reflect", "symmetric")
+# Where each 2D detail band sits in the dyadic tiling ('a': low half, 'd': high half, per axis):
+# horizontal top-right, vertical bottom-left, diagonal bottom-right (the reference layout).
+_PLACEMENT_2D = ("ad", "da", "dd")
+
+
+def check_wavelet(wavelet: str | pywt.Wavelet) -> pywt.Wavelet:
+    """Return the discrete wavelet named ``wavelet``; ``ValueError`` listing the families otherwise."""
+    if isinstance(wavelet, pywt.Wavelet):
+        return wavelet
+    if wavelet not in pywt.wavelist(kind="discrete"):
+        raise ValueError(
+            f"wavelet: unknown discrete wavelet {wavelet!r}; expected one of pywt.wavelist(kind='discrete'), "
+            f"e.g. 'haar', 'db2', 'sym4' (families: {', '.join(pywt.families())})"
+        )
+    return pywt.Wavelet(wavelet)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    return mode
+
+
+def max_level(size: Sequence[int], wavelet: str | pywt.Wavelet) -> int:
+    """Deepest decomposition level for a signal of spatial ``size`` (pywt's rule, smallest axis)."""
+    return pywt.dwt_max_level(min(size), check_wavelet(wavelet).dec_len)
+
+
+def check_levels(levels: int, size: Sequence[int], wavelet: str | pywt.Wavelet) -> int:
+    deepest = max(max_level(size, wavelet), 1)
+    if not isinstance(levels, int) or levels < 1 or levels > deepest:
+        raise ValueError(
+            f"levels: expected an integer in [1, {deepest}] for spatial size {tuple(size)} and wavelet "
+            f"{check_wavelet(wavelet).name!r}, got {levels!r}"
+        )
+    return levels
+
+
+def wavedec(x: torch.Tensor, ndim: int, wavelet: str, levels: int, mode: str) -> Coeffs:
+    """Multi-level DWT of ``x`` ``[B, C, *spatial]`` over its last ``ndim`` axes."""
+    if ndim == 1:
+        return ptwt.wavedec(x, wavelet, mode=mode, level=levels)
+    if ndim == 2:
+        return ptwt.wavedec2(x, wavelet, mode=mode, level=levels)
+    if ndim == 3:
+        return ptwt.wavedec3(x, wavelet, mode=mode, level=levels)
+    raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
+
+
+def waverec(coeffs: Coeffs, ndim: int, wavelet: str, size: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`wavedec`, cropped to the spatial ``size`` of the original input."""
+    if ndim == 1:
+        x = ptwt.waverec(coeffs, wavelet)
+    elif ndim == 2:
+        x = ptwt.waverec2(coeffs, wavelet)
+    elif ndim == 3:
+        x = ptwt.waverec3(coeffs, wavelet)
+    else:
+        raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
+    crop = (...,) + tuple(slice(0, s) for s in size)
+    return x[crop]
+
+
+def level_keys(ndim: int) -> tuple[str, ...]:
+    """Placement keys of one level's detail bands, in :func:`bands` order (one letter per axis)."""
+    if ndim == 1:
+        return ("d",)
+    if ndim == 2:
+        return _PLACEMENT_2D
+    if ndim == 3:
+        return tuple(k for k in sorted({a + b + c for a in "ad" for b in "ad" for c in "ad"}) if k != "aaa")
+    raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
+
+
+def bands(coeffs: Coeffs) -> list[torch.Tensor]:
+    """Flatten ptwt coefficients into ``[approx, level L details..., level 1 details...]``."""
+    out = [coeffs[0]]
+    for detail in coeffs[1:]:
+        if isinstance(detail, dict):
+            out.extend(detail[k] for k in sorted(detail))
+        elif isinstance(detail, tuple):
+            out.extend(detail)
+        else:
+            out.append(detail)
+    return out
+
+
+def unbands(flat: Sequence[torch.Tensor], ndim: int) -> Coeffs:
+    """Inverse of :func:`bands`: rebuild ptwt's structure for ``ndim``."""
+    per_level = len(level_keys(ndim))
+    details = [flat[i : i + per_level] for i in range(1, len(flat), per_level)]
+    if ndim == 1:
+        return [flat[0], *[d[0] for d in details]]
+    if ndim == 2:
+        return (flat[0], *[WaveletDetailTuple2d(*d) for d in details])
+    keys = level_keys(3)
+    return (flat[0], *[dict(zip(keys, d, strict=True)) for d in details])
+
+
+def band_levels(n_bands: int, ndim: int) -> list[int]:
+    """Decomposition level of each band in :func:`bands` order (approximation: the deepest level)."""
+    per_level = len(level_keys(ndim))
+    n_levels = (n_bands - 1) // per_level
+    return [n_levels] + [n_levels - (i // per_level) for i in range(n_bands - 1)]
+
+
+def _layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+    """Offsets of each band in the dyadic canvas, and the canvas size."""
+    keys = level_keys(ndim)
+    extent = tuple(shapes[0])
+    offsets = [(0,) * ndim]
+    for start in range(1, len(shapes), len(keys)):
+        level_shapes = shapes[start : start + len(keys)]
+        for key, shape in zip(keys, level_shapes, strict=True):
+            offsets.append(tuple(e if k == "d" else 0 for k, e in zip(key, extent, strict=True)))
+        size = level_shapes[-1]  # the all-'d' band reaches furthest on every axis
+        extent = tuple(e + s for e, s in zip(extent, size, strict=True))
+    return offsets, extent
+
+
+def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Linear / bilinear / trilinear resize (half-pixel centres) of ``[B, K, *spatial]`` to ``size``."""
+    size = tuple(int(s) for s in size)
+    if tuple(x.shape[2:]) == size:
+        return x
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def tile(band_maps: Sequence[torch.Tensor], ndim: int, size: Sequence[int]) -> torch.Tensor:
+    """Tile per-band maps ``[B, *band]`` into one ``[B, *size]`` dyadic map.
+
+    Approximation in the low corner; for each level, coarsest (near the corner) to finest, each detail band
+    in its octant (2D: horizontal top-right, vertical bottom-left, diagonal bottom-right; 1D: side by side).
+    When the tiling is not exactly ``size`` (odd sizes, filters longer than haar), it is resized.
+    """
+    shapes = [tuple(m.shape[1:]) for m in band_maps]
+    offsets, extent = _layout(shapes, ndim)
+    canvas = band_maps[0].new_zeros((band_maps[0].shape[0], *extent))
+    for m, off in zip(band_maps, offsets, strict=True):
+        canvas[(slice(None), *[slice(o, o + s) for o, s in zip(off, m.shape[1:], strict=True)])] = m
+    return resize(canvas.unsqueeze(1), size)[:, 0]
+
+
+def untile(dyadic: torch.Tensor, shapes: Sequence[Sequence[int]], ndim: int) -> list[torch.Tensor]:
+    """Inverse of :func:`tile`: cut a dyadic map ``[B, *spatial]`` into per-band maps of ``shapes``."""
+    offsets, extent = _layout([tuple(s) for s in shapes], ndim)
+    canvas = resize(dyadic.unsqueeze(1), extent)[:, 0]
+    return [
+        canvas[(slice(None), *[slice(o, o + s) for o, s in zip(off, shape, strict=True)])]
+        for off, shape in zip(offsets, shapes, strict=True)
+    ]
