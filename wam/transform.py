@@ -143,7 +143,7 @@ def _layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int,
     offsets = [(0,) * ndim]
     for start in range(1, len(shapes), len(keys)):
         level_shapes = shapes[start : start + len(keys)]
-        for key, shape in zip(keys, level_shapes, strict=True):
+        for key in keys:
             offsets.append(tuple(e if k == "d" else 0 for k, e in zip(key, extent, strict=True)))
         size = level_shapes[-1]  # the all-'d' band reaches furthest on every axis
         extent = tuple(e + s for e, s in zip(extent, size, strict=True))
