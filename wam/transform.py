@@ -136,7 +136,7 @@ def band_levels(n_bands: int, ndim: int) -> list[int]:
     return [n_levels] + [n_levels - (i // per_level) for i in range(n_bands - 1)]
 
 
-def _layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
+def layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
     """Offsets of each band in the dyadic canvas, and the canvas size."""
     keys = level_keys(ndim)
     extent = tuple(shapes[0])
@@ -167,7 +167,7 @@ def tile(band_maps: Sequence[torch.Tensor], ndim: int, size: Sequence[int]) -> t
     When the tiling is not exactly ``size`` (odd sizes, filters longer than haar), it is resized.
     """
     shapes = [tuple(m.shape[1:]) for m in band_maps]
-    offsets, extent = _layout(shapes, ndim)
+    offsets, extent = layout(shapes, ndim)
     canvas = band_maps[0].new_zeros((band_maps[0].shape[0], *extent))
     for m, off in zip(band_maps, offsets, strict=True):
         canvas[(slice(None), *[slice(o, o + s) for o, s in zip(off, m.shape[1:], strict=True)])] = m
@@ -176,7 +176,7 @@ def tile(band_maps: Sequence[torch.Tensor], ndim: int, size: Sequence[int]) -> t
 
 def untile(dyadic: torch.Tensor, shapes: Sequence[Sequence[int]], ndim: int) -> list[torch.Tensor]:
     """Inverse of :func:`tile`: cut a dyadic map ``[B, *spatial]`` into per-band maps of ``shapes``."""
-    offsets, extent = _layout([tuple(s) for s in shapes], ndim)
+    offsets, extent = layout([tuple(s) for s in shapes], ndim)
     canvas = resize(dyadic.unsqueeze(1), extent)[:, 0]
     return [
         canvas[(slice(None), *[slice(o, o + s) for o, s in zip(off, shape, strict=True)])]

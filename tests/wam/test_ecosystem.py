@@ -65,3 +65,22 @@ def test_dyadic_layout_puts_the_finest_diagonal_bottom_right():
 def test_levels_deeper_than_the_input_allows_are_refused():
     with pytest.raises(ValueError, match=r"levels: expected an integer in \[1, 2\]"):
         WAM(models.linear_model((1, 4)), ndim=1, levels=3)(torch.rand(1, 1, 4), 0)
+
+
+@pytest.mark.parametrize("ndim,shape", [(1, (1, 1, 256)), (2, (1, 3, 32, 32)), (3, (1, 1, 16, 16, 16))])
+def test_viz_draws_the_dyadic_map_with_one_outline_per_level_and_each_scale(ndim, shape):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wam import viz
+
+    expl = WAM(models.smooth_model(shape[1:]), ndim=ndim, method="gradient", levels=3)(torch.rand(*shape), 0)
+    fig, axes = plt.subplots(1, 5)
+    ax = viz.dyadic(expl, ax=axes[0])
+    outlines = ax.lines[1:] if ndim == 1 else ax.patches  # 1D: the curve, then one line per level
+    assert len(outlines) == 3
+    viz.scales(expl, axes=axes[1:], approx=True)
+    assert [a.get_title() for a in axes[1:]] == ["level 1", "level 2", "level 3", "approximation"]
+    plt.close(fig)
