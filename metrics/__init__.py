@@ -1,0 +1,27 @@
+"""Faithfulness metrics of WAM Bench: insertion, deletion, faithfulness, mu-fidelity.
+
+Example::
+
+    >>> import metrics
+    >>> c = metrics.insertion(model, x, y, attribution, domain="wavelet", steps=64)  # doctest: +SKIP
+    >>> c.probs.shape, c.auc("paper").shape                                           # doctest: +SKIP
+    (torch.Size([B, 65]), torch.Size([B]))
+    >>> metrics.available()
+    ['aopc', 'deletion', 'faithfulness', 'insertion', 'mu_fidelity']
+"""
+
+from metrics.curves import AUC_KINDS, Curve, deletion, faithfulness, insertion
+from metrics.fidelity import mu_fidelity
+from metrics.registry import available, get, register
+
+__all__ = [
+    "AUC_KINDS",
+    "Curve",
+    "available",
+    "deletion",
+    "faithfulness",
+    "get",
+    "insertion",
+    "mu_fidelity",
+    "register",
+]

@@ -1,0 +1,23 @@
+"""Area over the MoRF perturbation curve (AOPC; Samek et al., 2017): mean drop of the score.
+
+Worked example of README "Add a metric": one file, registered by its decorator.
+
+Example::
+
+    >>> import metrics
+    >>> metrics.get("aopc")(model, x, y, attribution, steps=16)   # [B]    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import torch
+
+from metrics.curves import deletion
+from metrics.registry import register
+
+
+@register("aopc")
+def aopc(model, x, y, attribution, **kwargs) -> torch.Tensor:
+    """``mean_k (f(x) - f(x with the top k/steps features removed))`` ``[B]``; kwargs as ``deletion``."""
+    probs = deletion(model, x, y, attribution, **kwargs).probs  # [B, steps + 1], first point f(x)
+    return (probs[:, :1] - probs).mean(dim=1)
