@@ -76,7 +76,7 @@ def wam_vs_floor(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return ratio_row(name, f"{method} n={n_samples} B={x.shape[0]} {tuple(x.shape[1:])}", x.device, seconds, reference)
 
 
-def _cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.Tensor, int]]:
+def cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.Tensor, int]]:
     """(name, model, input batch, ndim) for each modality, at the requested scale."""
     import timm
     from monai.networks.nets import resnet18
@@ -106,7 +106,7 @@ def run(scale: str = "small", device: str = "auto", repeats: int = 3, batch_size
                        ("cpu" if device == "auto" else device))
     n_samples = 25 if scale == "paper" else 8
     rows = []
-    for name, model, x, ndim in _cases(scale, dev):
+    for name, model, x, ndim in cases(scale, dev):
         y = torch.zeros(x.shape[0], dtype=torch.long, device=dev)
         bs = batch_size or (64 if dev.type == "cuda" else 16)
         for method in ("smooth",) if ndim == 1 else ("smooth", "integrated"):

@@ -1,0 +1,25 @@
+# WAM Bench: data -> models -> attributions -> scores -> tables, figures, report; plus the speed suite.
+#   snakemake --cores all                                             # default (offline) configuration
+#   snakemake --cores all --configfile workflow/config/paper.yaml     # the paper
+#   snakemake --cores all speed                                       # the speed suite alone
+from pathlib import Path
+
+if "datasets" not in config:  # no --configfile given: the offline default
+    configfile: "workflow/config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/explain.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/speed.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        table_outputs(),
+        figure_outputs(),
+        RESULTS / "speed" / "speed.csv",

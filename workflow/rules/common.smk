@@ -1,0 +1,43 @@
+# Configuration checks and the helpers every rule file uses.
+import json
+import sys
+
+from snakemake.utils import validate
+
+validate(config, "../config/schema.yaml")
+
+PY = sys.executable
+NAME = config["name"]
+RESULTS = Path("results") / NAME
+RESOURCES = config["resources"]
+SHARDS = list(range(config["shards"]))
+# The resolved configuration every script reads; rewritten only when it changes, so that
+# editing one section reruns only the rules whose `params` depend on it.
+CONFIG_FILE = RESULTS / "config.json"
+_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+if not CONFIG_FILE.exists() or CONFIG_FILE.read_text() != _text:
+    CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    _tmp = CONFIG_FILE.with_suffix(".json.tmp")
+    _tmp.write_text(_text)
+    _tmp.replace(CONFIG_FILE)
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    method="|".join(config["methods"]),
+    model=r"[A-Za-z0-9_.:-]+",
+    shard=r"\d+",
+
+
+def section(name, key=None):
+    """A JSON string of one config section (rules list it in `params`: a change reruns them)."""
+    value = config[name] if key is None else config[name][key]
+    return json.dumps(value, sort_keys=True)
+
+
+def dataset_models():
+    """Every (dataset, model) pair of the configuration."""
+    return [(d, m) for d, cfg in config["datasets"].items() for m in cfg["models"]]
+
+
+def log(rule_name, *wildcards):
+    return str(RESULTS / "logs" / rule_name / ("_".join(f"{{{w}}}" for w in wildcards) or "all")) + ".log"

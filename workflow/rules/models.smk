@@ -1,0 +1,18 @@
+rule train:
+    """Train (or, for pretrained networks, load and test) one model on one data set."""
+    input:
+        RESULTS / "data" / "{dataset}.txt",
+    output:
+        model=RESULTS / "models" / "{dataset}" / "{model}" / "model.pt",
+        metrics=RESULTS / "models" / "{dataset}" / "{model}" / "metrics.json",
+    params:
+        dataset=lambda w: section("datasets", w.dataset),
+        training=lambda w: section("training"),
+    resources:
+        gpu=1,
+    log:
+        log("train", "dataset", "model"),
+    shell:
+        "{PY} -m workflow.scripts.train --config {CONFIG_FILE} --key {wildcards.dataset}"
+        " --model {wildcards.model} --resources {RESOURCES}"
+        " --out {RESULTS}/models/{wildcards.dataset}/{wildcards.model} 2> {log}"
