@@ -1,5 +1,6 @@
 # Configuration checks and the helpers every rule file uses.
 import json
+import os
 import sys
 
 from snakemake.utils import validate
@@ -7,6 +8,9 @@ from snakemake.utils import validate
 validate(config, "../config/schema.yaml")
 
 PY = sys.executable
+# Rules run `python -m workflow.scripts.<stage>` from any working directory (`--directory`, cluster nodes).
+REPOSITORY = Path(workflow.basedir).resolve()
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))
 NAME = config["name"]
 RESULTS = Path("results") / NAME
 RESOURCES = config["resources"]

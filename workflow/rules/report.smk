@@ -17,7 +17,7 @@ rule tables:
     input:
         scores=shard_files("scores"),
         models=[RESULTS / "models" / d / m / "metrics.json" for d, m in dataset_models()],
-        published="results/published/table1.csv",
+        published=REPOSITORY / "results" / "published" / "table1.csv",
     output:
         scores=RESULTS / "scores" / "scores.csv",
         csv=[report(RESULTS / "tables" / f"{t}.csv", caption="../report/tables.rst", category="Tables")

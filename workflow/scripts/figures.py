@@ -28,17 +28,20 @@ N_EXAMPLES = 2
 
 
 def _image(ax, t: torch.Tensor, title: str, cmap: str = "hot") -> None:
+    """Show an RGB image ``[3, H, W]``, a map ``[H, W]`` or ``[1, H, W]``, a volume's middle slice or a curve."""
     t = t.detach().float().cpu()
-    if t.dim() == 3 and t.shape[0] in (1, 3):  # [C, H, W] image
+    if t.dim() == 4 or (t.dim() == 3 and t.shape[0] == 1):  # drop a single channel
+        t = t[0]
+    if t.dim() == 3 and t.shape[0] == 3:  # RGB image, rescaled to [0, 1]
         t = t.permute(1, 2, 0)
         t = (t - t.min()) / (t.max() - t.min() + 1e-12)
         cmap = None
-    if t.dim() == 3:  # volume: middle slice
+    elif t.dim() == 3:  # volume: middle slice
         t = t[t.shape[0] // 2]
     if t.dim() == 1:
         ax.plot(t.numpy(), lw=0.5)
     else:
-        ax.imshow(t.squeeze().numpy(), cmap=cmap, aspect="auto")
+        ax.imshow(t.numpy(), cmap=cmap, aspect="auto")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=7)
@@ -75,7 +78,7 @@ def examples(config: dict, dataset: str, model_name: str, out: Path) -> None:
             viz.dyadic(expl, index=i, ax=row[1])
             viz.scales(expl, index=i, axes=row[2 : 2 + n_levels])
         for ax, (method, attribution) in zip(row[columns - len(stored) :], stored.items(), strict=True):
-            _image(ax, attribution["pixel"][i], config["methods"][method]["label"])
+            _image(ax, attribution["pixel"][i].abs(), config["methods"][method]["label"])  # signed maps: |a|
     fig.tight_layout()
     save(fig, out / f"examples_{dataset}_{model_name}.png")
 

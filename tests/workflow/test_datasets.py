@@ -1,0 +1,201 @@
+"""Loaders on tiny files written here in the real on-disk formats (no network, no prepared data)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workflow.scripts import datasets as D
+from workflow.scripts import io
+
+SR = D.SAMPLE_RATE
+
+
+def _write_esc50(root: Path, n_per_fold: int = 1) -> Path:
+    import soundfile as sf
+
+    folder = root / "offline" / "audio"
+    (folder / "audio").mkdir(parents=True)
+    (folder / "meta").mkdir()
+    rows = []
+    rng = np.random.default_rng(0)
+    for fold in range(1, 6):
+        for target in range(2):
+            for k in range(n_per_fold):
+                name = f"{fold}-{1000 + 10 * target + k}-A-{target}.wav"
+                # 1 s stereo 22.05 kHz: the loader must give mono, 44.1 kHz, 5 s
+                sf.write(folder / "audio" / name, 0.1 * rng.standard_normal((22050, 2)), 22050)
+                rows.append([name, fold, target, f"class{target}", False, "x", "A"])
+    with open(folder / "meta" / "esc50.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(D.ESC50_COLUMNS)
+        w.writerows(rows)
+    (folder / "manifest.json").write_text("{}")
+    return folder
+
+
+AUDIO = {"modality": "audio", "source": "offline", "n_inputs": 2, "fold": 1}
+VOLUMES = {"modality": "volumes", "source": "offline", "n_inputs": 3, "size": 8}
+
+
+def test_esc50_layout_folds_and_shapes(tmp_path):
+    _write_esc50(tmp_path)
+    test = D.load(AUDIO, "test", tmp_path)
+    assert test.x.shape == (2, 5 * SR) and test.x.dtype == torch.float32
+    assert test.ids == ["1-1000-A-0.wav", "1-1010-A-1.wav"]
+    assert test.y.tolist() == [0, 1] and test.class_names == ["class0", "class1"]
+    assert test.x[:, SR + 10:].abs().max() == 0  # 1 s clip zero-padded to 5 s
+    val = D.load(AUDIO, "val", tmp_path)
+    train = D.load(AUDIO, "train", tmp_path)
+    assert {i[0] for i in val.ids} == {"2"} and {i[0] for i in train.ids} == {"3", "4", "5"}
+
+
+def test_corrupt_wav_names_the_file(tmp_path):
+    folder = _write_esc50(tmp_path)
+    bad = folder / "audio" / "1-1000-A-0.wav"
+    bad.write_bytes(bad.read_bytes()[:30])  # truncated header
+    with pytest.raises(ValueError, match="1-1000-A-0.wav"):
+        D.load(AUDIO, "test", tmp_path)
+
+
+def test_esc50_archive_checksum_mismatch_leaves_nothing(tmp_path, monkeypatch):
+    archive = tmp_path / "src.zip"
+    archive.write_bytes(b"not the archive")
+    dest = tmp_path / "esc50" / "ESC-50-master.zip"
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        io.download(archive.as_uri(), dest, sha256="0" * 64)
+    assert not dest.exists() and not any(dest.parent.iterdir())
+
+
+def _write_medmnist(path: Path, size: int = 8) -> None:
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for split, n in (("train", 6), ("val", 4), ("test", 6)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, size, size, size), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2)[:, None]
+    io.write_npz(path, **arrays)
+
+
+def test_medmnist_npz_format(tmp_path):
+    _write_medmnist(tmp_path / "offline" / "volumes" / "synth3d_8.npz")
+    s = D.load(VOLUMES, "test", tmp_path)
+    assert s.x.shape == (3, 1, 8, 8, 8) and s.x.dtype == torch.float32
+    assert 0 <= s.x.min() and s.x.max() <= 1
+    assert sorted(s.y.tolist()) in ([0, 0, 1], [0, 1, 1])  # class-balanced subset
+    assert D.load(VOLUMES, "test", tmp_path).ids == s.ids  # deterministic
+    assert len(D.load(VOLUMES, "test", tmp_path, subset=False)) == 6
+    real = {"modality": "volumes", "source": "medmnist", "flag": "adrenalmnist3d", "size": 8}
+    _write_medmnist(tmp_path / "medmnist" / "adrenalmnist3d_8.npz")
+    m = D.load(real, "train", tmp_path)
+    assert m.class_names == ["normal", "hyperplasia"] and m.x.shape == (6, 1, 8, 8, 8)
+
+
+def test_corrupt_npz_names_the_file(tmp_path):
+    path = tmp_path / "offline" / "volumes" / "synth3d_8.npz"
+    _write_medmnist(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="synth3d_8.npz"):
+        D.load(VOLUMES, "test", tmp_path)
+
+
+def _write_imagenet(root: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    for wnid, name in (("n02124075", "a.JPEG"), ("n07920052", "b.JPEG")):
+        (root / wnid).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(root / wnid / name)
+
+
+def test_imagenet_class_folders(tmp_path):
+    _write_imagenet(tmp_path / "val")
+    cfg = {"modality": "images", "source": "imagenet", "path": str(tmp_path / "val"),
+           "n_inputs": 2, "models": ["efficientnet_lite0"]}
+    assert D.prepare("images", cfg, tmp_path) == tmp_path / "val"
+    s = D.load(cfg, "test", tmp_path)
+    assert s.x.shape == (2, 3, 224, 224) and s.n_classes == 1000
+    assert s.y.tolist() == [285, 967] and s.ids == ["n02124075/a.JPEG", "n07920052/b.JPEG"]
+    assert s.class_names[285] == "Egyptian cat"
+    assert D.ground_truth(cfg, tmp_path, s.ids) is None
+
+
+def test_imagenet_flat_with_wnid_labels(tmp_path):
+    _write_imagenet(tmp_path / "src")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, p in enumerate(sorted((tmp_path / "src").rglob("*.JPEG"))):
+        p.rename(flat / f"ILSVRC2012_val_{i + 1:08d}.JPEG")
+    (tmp_path / "gt.txt").write_text("n02124075\nn07920052\n")
+    cfg = {"modality": "images", "source": "imagenet", "path": str(flat),
+           "labels": str(tmp_path / "gt.txt"), "n_inputs": 2}
+    assert D.load(cfg, "test", tmp_path).y.tolist() == [285, 967]
+
+
+def test_imagenet_errors_name_key_and_file(tmp_path):
+    cfg = {"modality": "images", "source": "imagenet", "n_inputs": 2}
+    with pytest.raises(ValueError, match=r"datasets\.images\.path"):
+        D.prepare("images", cfg, tmp_path)
+    _write_imagenet(tmp_path / "val")
+    bad = tmp_path / "val" / "n02124075" / "a.JPEG"
+    bad.write_bytes(bad.read_bytes()[:100])
+    cfg["path"] = str(tmp_path / "val")
+    with pytest.raises(ValueError, match="a.JPEG"):
+        D.load(cfg, "test", tmp_path)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"datasets\.images\.labels"):
+        D.load({**cfg, "path": str(flat)}, "test", tmp_path)
+
+
+def test_offline_volumes_structures_and_truth(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "VOLUME_SPLIT_SIZES", {"train": 4, "val": 4, "test": 8})
+    cfg = {**VOLUMES, "size": 28, "n_inputs": 4}
+    folder = D.prepare("volumes", cfg, tmp_path)
+    assert (folder / "synth3d_28.npz").is_file() and (folder / "synth3d_28_truth.npz").is_file()
+    mtime = (folder / "synth3d_28.npz").stat().st_mtime_ns
+    D.prepare("volumes", cfg, tmp_path)  # idempotent
+    assert (folder / "synth3d_28.npz").stat().st_mtime_ns == mtime
+    s = D.load(cfg, "test", tmp_path)
+    gt = D.ground_truth(cfg, tmp_path, s.ids)
+    assert gt.shape == (4, 28, 28, 28) and gt.dtype == torch.bool
+    assert s.y.unique().numel() == 4 and s.class_names == list(D.VOLUME_CLASSES)
+    for x, m in zip(s.x[:, 0], gt, strict=True):
+        assert m.any() and x[m].mean() > x[~m].mean() + 0.2  # structure brighter than tissue
+    assert not list(folder.glob(".*tmp*"))
+
+
+def test_offline_audio_requires_debian_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "FREEDESKTOP_SOUNDS", tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="apt-get install sound-theme-freedesktop"):
+        D.prepare("audio", AUDIO, tmp_path)
+    assert not (tmp_path / "offline" / "audio").exists()
+
+
+@pytest.mark.skipif(not D.FREEDESKTOP_SOUNDS.is_dir(), reason="sound-theme-freedesktop missing")
+def test_offline_audio_set(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "AUDIO_CLIPS", D.AUDIO_CLIPS[:2])
+    monkeypatch.setattr(D, "AUDIO_CLIPS_PER_FOLD", 1)
+    folder = D.prepare("audio", AUDIO, tmp_path)
+    assert len(list((folder / "audio").glob("*.wav"))) == 10
+    s = D.load(AUDIO, "test", tmp_path)
+    gt = D.ground_truth(AUDIO, tmp_path, s.ids)
+    assert s.x.shape == gt.shape == (2, 5 * SR)
+    for x, m in zip(s.x, gt, strict=True):
+        assert x[m].abs().max() > 2 * x[~m].abs().max()  # the clip sits where the mask says
+
+
+def test_cli_prepare(tmp_path, capsys):
+    import json
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"datasets": {"v": {**VOLUMES, "size": 8}}}))
+    _write_medmnist(tmp_path / "offline" / "volumes" / "synth3d_8.npz")
+    D.main(["prepare", "--key", "v", "--config", str(cfg), "--resources", str(tmp_path)])
+    assert capsys.readouterr().out.strip() == str(tmp_path / "offline" / "volumes")
+    with pytest.raises(ValueError, match=r"datasets\.w"):
+        D.main(["prepare", "--key", "w", "--config", str(cfg), "--resources", str(tmp_path)])

@@ -1,0 +1,743 @@
+"""Data sets of the benchmark: prepare (write, download or locate) and load them.
+
+One dataset section of the config drives everything (``cfg`` below)::
+
+    images:  {modality: images,  source: offline | imagenet, n_inputs: 8, models: [...],
+              path: <ImageNet val folder>, labels: <devkit ground-truth file>}
+    audio:   {modality: audio,   source: offline | esc50, n_inputs: 20, fold: 1, models: [...],
+              sha256: <optional override of the pinned ESC-50 archive digest>}
+    volumes: {modality: volumes, source: offline | medmnist, n_inputs: 20,
+              flag: adrenalmnist3d, size: 28, models: [...]}
+
+Optional in every section: ``seed`` (default 42) for the evaluated subset.
+
+Layout under ``resources/`` (every file written atomically; ``manifest.json`` is written last in
+each prepared folder, so its presence means "complete"; ``prepare`` is idempotent)::
+
+    offline/images/{wnid}/{name}.JPEG          ImageNet class-folder layout; real photographs from
+                                               scikit-image / scikit-learn; the folder (= target)
+                                               is efficientnet_lite0's top-1 class, computed once
+                                               at prepare time on the written file
+    offline/audio/audio/{fold}-{src}-{take}-{target}.wav   ESC-50 layout, PCM-16 mono 44.1 kHz 5 s
+    offline/audio/meta/esc50.csv               ESC-50 columns (filename, fold, target, category,
+                                               esc10, src_file, take), 5 folds
+    offline/audio/meta/onsets.csv              ground truth: filename, onset, length (samples),
+                                               gain, noise
+    offline/volumes/synth3d_{size}.npz         MedMNIST format: {split}_images uint8 [N,S,S,S],
+                                               {split}_labels int [N,1], split in train/val/test
+    offline/volumes/synth3d_{size}_truth.npz   ground truth: {split}_masks uint8 [N,S,S,S],
+                                               {split}_centers float [N,3], {split}_sizes float [N]
+    esc50/ESC-50-master/{audio,meta}           the public archive, extracted (sha256 verified;
+                                               the zip is deleted after extraction)
+    medmnist/{flag}.npz, medmnist/{flag}_64.npz   medmnist's own files (md5 from medmnist.INFO)
+
+ImageNet is never copied: ``path`` points at the validation images, either in class folders
+(``{wnid}/*.JPEG``) or flat (``ILSVRC2012_val_*.JPEG``) with ``labels`` the devkit's
+``ILSVRC2012_validation_ground_truth.txt`` (ILSVRC2012 ids 1..1000, mapped to classes with the
+devkit's ``meta.mat`` in the same folder; a file of one wnid per line works too). Class indices
+are timm's (sorted wnids).
+
+Splits: ``"test"`` is the evaluated set, a deterministic, class-balanced, seeded subset of
+``n_inputs`` items of the test split (ImageNet val; ESC-50 fold ``fold``; MedMNIST test), or all
+of it with ``load(..., subset=False)``. ESC-50 ``"val"`` is fold ``fold % 5 + 1`` and ``"train"``
+the three other folds. Images have only a test split (the model is pretrained).
+
+``Split.x``: images ``[N, 3, H, W]`` (the model's timm data config), audio ``[N, 220500]`` float32
+mono 44.1 kHz, volumes ``[N, 1, S, S, S]`` float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io as _stdio
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workflow.scripts import io
+
+SAMPLE_RATE = 44100
+CLIP_SECONDS = 5
+CLIP_SAMPLES = SAMPLE_RATE * CLIP_SECONDS
+IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png"}
+FREEDESKTOP_SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
+# One class per distinct clip of Debian's sound-theme-freedesktop (duplicates left out).
+AUDIO_CLIPS = (
+    "bell", "camera-shutter", "complete", "device-added", "dialog-error", "message",
+    "message-new-instant", "phone-incoming-call", "service-login", "trash-empty",
+)
+AUDIO_CLIPS_PER_FOLD = 2          # per class and fold: 10 per class, 100 clips, 20 per fold
+VOLUME_CLASSES = ("ball", "shell", "rod", "cluster")
+VOLUME_SPLIT_SIZES = {"train": 240, "val": 60, "test": 100}
+ESC50_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
+# sha256 of the master archive (645,695,005 bytes) as recorded in March 2026 by a third party;
+# not re-verified here (no network). GitHub regenerates archives: override with cfg["sha256"].
+ESC50_SHA256 = "805afc618aff80eff0641d51311647871fead5807da68bb18e43a27db47a79ce"
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "retina", "hubble_deep_field",
+                  "immunohistochemistry", "motorcycle")
+SKLEARN_PHOTOS = ("china", "flower")
+
+
+@dataclasses.dataclass
+class Split:
+    """A loaded split: ``x`` [N, ...] float32 (layout per modality), ``y`` [N] long,
+    ``ids`` N stable identifiers (file names or ``{split}-{index:04d}``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    ids: list[str]
+    n_classes: int
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y) or len(self.y) != len(self.ids):
+            raise ValueError(f"Split: x {len(self.x)}, y {len(self.y)}, ids {len(self.ids)} differ")
+
+
+# ----------------------------------------------------------------------------- config helpers
+
+
+def _key(cfg: dict) -> str:
+    return str(cfg.get("_key") or cfg.get("modality") or "?")
+
+
+def _need(cfg: dict, name: str):
+    if cfg.get(name) in (None, ""):
+        raise ValueError(f"datasets.{_key(cfg)}.{name}: required but not set")
+    return cfg[name]
+
+
+def _modality_source(cfg: dict) -> tuple[str, str]:
+    modality = _need(cfg, "modality")
+    source = cfg.get("source", "offline")
+    valid = {"images": ("offline", "imagenet"), "audio": ("offline", "esc50"),
+             "volumes": ("offline", "medmnist")}
+    if modality not in valid:
+        raise ValueError(f"datasets.{_key(cfg)}.modality: {modality!r} not in {sorted(valid)}")
+    if source not in valid[modality]:
+        raise ValueError(f"datasets.{_key(cfg)}.source: {source!r} not in {valid[modality]}")
+    return modality, source
+
+
+def _image_model(cfg: dict) -> str:
+    return (cfg.get("models") or ["efficientnet_lite0"])[0]
+
+
+def dataset_folder(cfg: dict, resources: Path) -> Path:
+    """Folder that ``prepare`` fills (or the ImageNet path)."""
+    modality, source = _modality_source(cfg)
+    resources = Path(resources)
+    if source == "offline":
+        return resources / "offline" / modality
+    if source == "imagenet":
+        return Path(_need(cfg, "path"))
+    if source == "esc50":
+        return resources / "esc50" / "ESC-50-master"
+    return resources / "medmnist"
+
+
+def _volume_file(cfg: dict, resources: Path) -> Path:
+    _, source = _modality_source(cfg)
+    size = int(cfg.get("size", 28))
+    if source == "offline":
+        return dataset_folder(cfg, resources) / f"synth3d_{size}.npz"
+    flag = cfg.get("flag", "adrenalmnist3d")
+    return dataset_folder(cfg, resources) / (f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz")
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def prepare(key: str, cfg: dict, resources: Path) -> Path:
+    """Write (offline), download (ESC-50, MedMNIST) or locate (ImageNet) data set ``key``.
+
+    Returns its folder. Idempotent: a folder whose ``manifest.json`` exists is left alone.
+    """
+    cfg = {**cfg, "_key": key}
+    modality, source = _modality_source(cfg)
+    resources = Path(resources)
+    folder = dataset_folder(cfg, resources)
+    if source == "imagenet":
+        if not folder.is_dir():
+            raise ValueError(f"datasets.{key}.path: {folder} is not a folder")
+        _imagenet_index(cfg)  # validates the layout and labels
+        return folder
+    if modality == "volumes":
+        target = _volume_file(cfg, resources)
+        if not target.is_file():
+            if source == "offline":
+                _write_offline_volumes(target, int(cfg.get("size", 28)), seed=0)
+            else:
+                _download_medmnist(cfg, target)
+        return folder
+    if (folder / "manifest.json").is_file():
+        return folder
+    if modality == "images":
+        _write_offline_images(folder, _image_model(cfg))
+    elif source == "offline":
+        _write_offline_audio(folder, seed=0)
+    else:
+        _download_esc50(cfg, folder)
+    return folder
+
+
+def _manifest(folder: Path, **extra) -> None:
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    io.write_json(folder / "manifest.json", io.provenance(n_files=len(files), **extra))
+
+
+# images ----------------------------------------------------------------------
+
+
+def _offline_photos() -> dict[str, np.ndarray]:
+    """Real RGB photographs shipped with scikit-image and scikit-learn: name -> uint8 [H, W, 3]."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    out = {}
+    for name in SKIMAGE_PHOTOS:
+        img = skimage.data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(
+            skimage.data, name)()
+        out[name] = np.ascontiguousarray(img[..., :3])
+    sk = load_sample_images()
+    for fname, img in zip(sk.filenames, sk.images, strict=True):
+        name = Path(fname).stem
+        if name in SKLEARN_PHOTOS:
+            out[name] = np.ascontiguousarray(img)
+    return out
+
+
+def _write_offline_images(folder: Path, model_name: str) -> None:
+    from PIL import Image
+
+    from workflow.scripts import models
+
+    with io.atomic_dir(folder) as tmp:
+        staging = tmp / "_staging"
+        staging.mkdir()
+        paths = []
+        for name, img in _offline_photos().items():
+            p = staging / f"{name}.JPEG"
+            Image.fromarray(img).save(p, format="JPEG", quality=95)
+            paths.append(p)
+        x = _load_images(paths, models.data_config(model_name))
+        model = models.build(model_name, 1000)
+        with torch.no_grad():
+            top1 = model(x).argmax(1).tolist()
+        wnids = _imagenet_wnids()
+        for p, c in zip(paths, top1, strict=True):
+            (tmp / wnids[c]).mkdir(exist_ok=True)
+            p.rename(tmp / wnids[c] / p.name)
+        staging.rmdir()
+        _manifest(tmp, labels_from=model_name,
+                  targets={p.stem: int(c) for p, c in zip(paths, top1, strict=True)})
+
+
+def _imagenet_wnids() -> list[str]:
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return [info.index_to_label_name(i) for i in range(info.num_classes())]
+
+
+def _imagenet_names() -> list[str]:
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return [info.index_to_description(i) for i in range(info.num_classes())]
+
+
+def _imagenet_index(cfg: dict) -> tuple[list[Path], list[int]]:
+    """Files and class indices of an ImageNet-layout folder (class folders, or flat + labels)."""
+    root = Path(_need(cfg, "path"))
+    if not root.is_dir():
+        raise ValueError(f"datasets.{_key(cfg)}.path: {root} is not a folder")
+    wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files, labels = [], []
+    if subdirs:
+        for d in subdirs:
+            if d.name not in wnid_index:
+                raise ValueError(f"{d}: class folder name is not an ImageNet wnid (e.g. n01440764)")
+            for f in sorted(d.iterdir()):
+                if f.suffix.lower() in IMAGE_EXTENSIONS:
+                    files.append(f)
+                    labels.append(wnid_index[d.name])
+    else:
+        files = sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        if cfg.get("labels") in (None, ""):
+            raise ValueError(
+                f"datasets.{_key(cfg)}.labels: required for the flat ImageNet layout in {root} "
+                "(devkit ILSVRC2012_validation_ground_truth.txt)")
+        labels = _devkit_labels(Path(cfg["labels"]), wnid_index)
+        if len(labels) < len(files):
+            raise ValueError(f"{cfg['labels']}: {len(labels)} labels for {len(files)} images")
+        labels = labels[: len(files)]
+    if not files:
+        raise ValueError(f"datasets.{_key(cfg)}.path: no images in {root}")
+    return files, labels
+
+
+def _devkit_labels(path: Path, wnid_index: dict[str, int]) -> list[int]:
+    if not path.is_file():
+        raise ValueError(f"{path}: labels file not found (datasets.images.labels)")
+    tokens = path.read_text().split()
+    if all(t in wnid_index for t in tokens):
+        return [wnid_index[t] for t in tokens]
+    try:
+        ids = [int(t) for t in tokens]
+    except ValueError as e:
+        raise ValueError(f"{path}: expected ILSVRC2012 ids (1..1000) or wnids, one a line") from e
+    meta = path.parent / "meta.mat"
+    if not meta.is_file():
+        raise ValueError(f"{path}: ILSVRC2012 ids need the devkit's meta.mat beside it ({meta})")
+    from scipy.io import loadmat
+
+    try:
+        synsets = loadmat(str(meta), squeeze_me=True)["synsets"]
+        id_to_wnid = {int(s[0]): str(s[1]) for s in synsets if int(s[0]) <= 1000}
+    except Exception as e:
+        raise ValueError(f"{meta}: corrupt devkit meta.mat ({type(e).__name__}: {e})") from e
+    try:
+        return [wnid_index[id_to_wnid[i]] for i in ids]
+    except KeyError as e:
+        raise ValueError(f"{path}: id {e} not an ILSVRC2012 class in {meta}") from e
+
+
+def _load_images(paths: list[Path], data_cfg: dict) -> torch.Tensor:
+    """Decode and preprocess with timm's eval transform: [N, 3, H, W]."""
+    from PIL import Image
+    from timm.data import create_transform
+
+    tf = create_transform(**data_cfg, is_training=False)
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im.load()
+                img = im.convert("RGB")
+        except Exception as e:
+            raise ValueError(f"{p}: corrupt or unreadable image ({type(e).__name__}: {e})") from e
+        out.append(tf(img))
+    return torch.stack(out)
+
+
+# audio -----------------------------------------------------------------------
+
+
+def _read_clip(path: Path) -> tuple[np.ndarray, int]:
+    """Read with soundfile -> mono float32 [T], sample rate; ValueError naming a bad file."""
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise ValueError(f"{path}: corrupt or unreadable audio file ({type(e).__name__}: {e})") from e
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: empty audio file")
+    return data.mean(axis=1), int(sr)
+
+
+def _resample(wave: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    if sr == target:
+        return wave
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(wave), sr, target).numpy()
+
+
+def _freedesktop_clips() -> dict[str, np.ndarray]:
+    if not FREEDESKTOP_SOUNDS.is_dir():
+        raise ValueError(
+            f"{FREEDESKTOP_SOUNDS}: missing; the offline audio set is built from Debian's "
+            "sound-theme-freedesktop: run `apt-get install sound-theme-freedesktop` (or `make run`)")
+    out = {}
+    for name in AUDIO_CLIPS:
+        wave, sr = _read_clip(FREEDESKTOP_SOUNDS / f"{name}.oga")
+        wave = _resample(wave, sr)
+        wave = wave / max(float(np.abs(wave).max()), 1e-6)
+        loud = np.flatnonzero(np.abs(wave) > 1e-2)  # trim silence: the mask covers the sound
+        out[name] = wave[loud[0]:loud[-1] + 1].astype(np.float32)
+    return out
+
+
+def _write_offline_audio(folder: Path, seed: int = 0) -> None:
+    import soundfile as sf
+
+    clips = _freedesktop_clips()
+    rng = np.random.default_rng(seed)
+    rows, truth = [], []
+    with io.atomic_dir(folder) as tmp:
+        (tmp / "audio").mkdir()
+        (tmp / "meta").mkdir()
+        for target, name in enumerate(AUDIO_CLIPS):
+            clip = clips[name][:CLIP_SAMPLES]
+            for fold in range(1, 6):
+                for k in range(AUDIO_CLIPS_PER_FOLD):
+                    src = 100000 + 100 * target + 10 * fold + k
+                    fname = f"{fold}-{src}-A-{target}.wav"
+                    onset = int(rng.integers(0, CLIP_SAMPLES - len(clip) + 1))
+                    gain = float(rng.uniform(0.3, 0.9))
+                    noise = float(rng.uniform(0.003, 0.02))
+                    wave = (noise * rng.standard_normal(CLIP_SAMPLES)).astype(np.float32)
+                    wave[onset:onset + len(clip)] += gain * clip
+                    sf.write(str(tmp / "audio" / fname), np.clip(wave, -1, 1), SAMPLE_RATE,
+                             subtype="PCM_16")
+                    rows.append((fname, fold, target, name, "False", f"freedesktop/{name}.oga", "A"))
+                    truth.append((fname, onset, len(clip), round(gain, 6), round(noise, 6)))
+        _write_csv(tmp / "meta" / "esc50.csv", ESC50_COLUMNS, rows)
+        _write_csv(tmp / "meta" / "onsets.csv", ("filename", "onset", "length", "gain", "noise"),
+                   truth)
+        _manifest(tmp, source="sound-theme-freedesktop", classes=list(AUDIO_CLIPS), seed=seed)
+
+
+def _write_csv(path: Path, header, rows) -> None:
+    buf = _stdio.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    io.write_text(path, buf.getvalue())
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except Exception as e:
+        raise ValueError(f"{path}: unreadable csv ({e})") from e
+    if rows and not set(required) <= set(rows[0]):
+        raise ValueError(f"{path}: needs columns {list(required)}, has {list(rows[0])}")
+    return rows
+
+
+def _download_esc50(cfg: dict, folder: Path) -> None:
+    archive = folder.parent / "ESC-50-master.zip"
+    io.download(ESC50_URL, archive, sha256=cfg.get("sha256") or ESC50_SHA256, timeout=120)
+    with io.atomic_dir(folder) as tmp:
+        try:
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"{archive}: corrupt zip archive ({e})") from e
+        inner = tmp / "ESC-50-master"
+        for p in inner.iterdir():
+            p.rename(tmp / p.name)
+        inner.rmdir()
+        _read_csv(tmp / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
+        _manifest(tmp, source=ESC50_URL, sha256=cfg.get("sha256") or ESC50_SHA256)
+    archive.unlink()
+
+
+def _esc50_rows(cfg: dict, resources: Path, split: str) -> list[dict]:
+    folder = dataset_folder(cfg, resources)
+    rows = _read_csv(folder / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
+    test_fold = int(cfg.get("fold", 1))
+    if not 1 <= test_fold <= 5:
+        raise ValueError(f"datasets.{_key(cfg)}.fold: {test_fold} not in 1..5")
+    val_fold = test_fold % 5 + 1
+    folds = {"test": {test_fold}, "val": {val_fold},
+             "train": set(range(1, 6)) - {test_fold, val_fold}}[split]
+    return [r for r in rows if int(r["fold"]) in folds]
+
+
+def _load_audio(cfg: dict, split: str, resources: Path) -> Split:
+    folder = dataset_folder(cfg, resources)
+    all_rows = _read_csv(folder / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
+    names = {int(r["target"]): r["category"] for r in all_rows}
+    class_names = [names.get(i, str(i)) for i in range(max(names) + 1)]
+    rows = _esc50_rows(cfg, resources, split)
+    waves = []
+    for r in rows:
+        wave, sr = _read_clip(folder / "audio" / r["filename"])
+        wave = _resample(wave, sr)[:CLIP_SAMPLES]
+        waves.append(np.pad(wave, (0, CLIP_SAMPLES - len(wave))))
+    x = torch.from_numpy(np.stack(waves).astype(np.float32)) if waves else torch.zeros(0, CLIP_SAMPLES)
+    y = torch.tensor([int(r["target"]) for r in rows], dtype=torch.long)
+    return Split(x, y, [r["filename"] for r in rows], len(class_names), class_names)
+
+
+# volumes ---------------------------------------------------------------------
+
+
+def _mni_backgrounds(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Random cubic crops of the MNI152 template (nilearn, 2 mm), resized to size^3, in [0, 1]."""
+    import torch.nn.functional as F
+    from nilearn.datasets import load_mni152_template
+
+    tpl = np.asarray(load_mni152_template(resolution=2).get_fdata(), dtype=np.float32)
+    tpl = tpl / tpl.max()
+    out = np.empty((n, size, size, size), np.float32)
+    for i in range(n):
+        c = int(rng.integers(40, 65))
+        o = [int(rng.integers(0, max(1, s - c + 1))) for s in tpl.shape]
+        crop = tpl[o[0]:o[0] + c, o[1]:o[1] + c, o[2]:o[2] + c]
+        crop = np.pad(crop, [(0, c - s) for s in crop.shape])
+        out[i] = F.interpolate(torch.from_numpy(crop)[None, None], size=(size,) * 3,
+                               mode="trilinear", align_corners=False)[0, 0].numpy()
+    return out
+
+
+def _structure(cls: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """Soft mask [S, S, S] in [0, 1] of one class structure, its centre [3] and size (radius)."""
+    g = np.stack(np.meshgrid(*[np.arange(size, dtype=np.float32)] * 3, indexing="ij"))
+    s = size / 28.0
+    margin = 9 * s
+    center = rng.uniform(margin, size - 1 - margin, 3).astype(np.float32)
+
+    def ball(c, r):
+        d = np.sqrt(((g - c[:, None, None, None]) ** 2).sum(0))
+        return np.clip(r + 0.5 - d, 0, 1)
+
+    if cls == 0:  # solid ball
+        r = float(rng.uniform(3.0, 5.0)) * s
+        m = ball(center, r)
+    elif cls == 1:  # hollow shell
+        r = float(rng.uniform(5.0, 7.0)) * s
+        m = np.clip(ball(center, r) - ball(center, r - 1.6 * s), 0, 1)
+    elif cls == 2:  # rod along a random axis
+        axis = int(rng.integers(0, 3))
+        r, half = float(rng.uniform(1.2, 2.0)) * s, float(rng.uniform(6.0, 8.0)) * s
+        d = g - center[:, None, None, None]
+        radial = np.sqrt(sum(d[a] ** 2 for a in range(3) if a != axis))
+        m = np.clip(r + 0.5 - radial, 0, 1) * np.clip(half + 0.5 - np.abs(d[axis]), 0, 1)
+        r = half
+    else:  # cluster of small balls (fine scale)
+        r = 6.0 * s
+        m = np.zeros((size,) * 3, np.float32)
+        for _ in range(5):
+            off = rng.normal(0, 1, 3)
+            off = off / np.linalg.norm(off) * rng.uniform(2.5, 5.5) * s
+            m = np.maximum(m, ball(center + off.astype(np.float32), float(rng.uniform(1.2, 1.6)) * s))
+    return m.astype(np.float32), center, r
+
+
+def _write_offline_volumes(target: Path, size: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    arrays, truth = {}, {}
+    for split, n in VOLUME_SPLIT_SIZES.items():
+        labels = np.arange(n) % len(VOLUME_CLASSES)
+        rng.shuffle(labels)
+        bg = 0.4 * _mni_backgrounds(n, size, rng)
+        vols = np.empty_like(bg)
+        masks = np.empty(bg.shape, np.uint8)
+        centers = np.empty((n, 3), np.float32)
+        sizes = np.empty(n, np.float32)
+        for i, c in enumerate(labels):
+            m, centers[i], sizes[i] = _structure(int(c), size, rng)
+            vols[i] = np.maximum(bg[i], m * rng.uniform(0.9, 1.0))
+            masks[i] = m > 0.5
+        arrays[f"{split}_images"] = np.round(np.clip(vols, 0, 1) * 255).astype(np.uint8)
+        arrays[f"{split}_labels"] = labels.astype(np.int64)[:, None]
+        truth.update({f"{split}_masks": masks, f"{split}_centers": centers, f"{split}_sizes": sizes})
+    truth["class_names"] = np.array(VOLUME_CLASSES)
+    io.write_npz(target.with_name(target.stem + "_truth.npz"), **truth)
+    io.write_npz(target, **arrays)  # last: its presence means "complete"
+    io.write_json(target.parent / "manifest.json",
+                  io.provenance(file=target.name, classes=list(VOLUME_CLASSES), seed=seed,
+                                template="nilearn MNI152 2 mm", split_sizes=VOLUME_SPLIT_SIZES))
+
+
+def _download_medmnist(cfg: dict, target: Path) -> None:
+    from medmnist import INFO
+
+    flag, size = cfg.get("flag", "adrenalmnist3d"), int(cfg.get("size", 28))
+    if flag not in INFO or not flag.endswith("3d"):
+        raise ValueError(f"datasets.{_key(cfg)}.flag: {flag!r} is not a MedMNIST 3D flag "
+                         f"({sorted(k for k in INFO if k.endswith('3d'))})")
+    if size not in (28, 64):
+        raise ValueError(f"datasets.{_key(cfg)}.size: {size} not in (28, 64)")
+    sfx = "" if size == 28 else f"_{size}"
+    info = INFO[flag]
+    io.download(info[f"url{sfx}"], target, md5=info[f"MD5{sfx}"], timeout=120)
+
+
+def _load_volumes(cfg: dict, split: str, resources: Path) -> Split:
+    path = _volume_file(cfg, resources)
+    if not path.is_file():
+        raise ValueError(f"{path}: not prepared (run `datasets prepare --key {_key(cfg)}`)")
+    z = io.load_npz(path, [f"{split}_images", f"{split}_labels"])
+    imgs, labels = z[f"{split}_images"], z[f"{split}_labels"].reshape(-1)
+    size = int(cfg.get("size", 28))
+    if imgs.ndim != 4 or imgs.shape[1:] != (size,) * 3:
+        raise ValueError(f"{path}: {split}_images has shape {imgs.shape}, expected [N, {size}, "
+                         f"{size}, {size}] (datasets.{_key(cfg)}.size)")
+    scale = 255.0 if imgs.dtype == np.uint8 else 1.0
+    x = torch.from_numpy(imgs.astype(np.float32) / scale)[:, None]
+    _, source = _modality_source(cfg)
+    if source == "offline":
+        class_names = list(VOLUME_CLASSES)
+    else:
+        from medmnist import INFO
+
+        lab = INFO[cfg.get("flag", "adrenalmnist3d")]["label"]
+        class_names = [lab[str(i)] for i in range(len(lab))]
+    ids = [f"{split}-{i:04d}" for i in range(len(labels))]
+    return Split(x, torch.from_numpy(labels.astype(np.int64)), ids, len(class_names), class_names)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def balanced_subset(y: list[int] | torch.Tensor, n: int, seed: int) -> list[int]:
+    """Deterministic class-balanced subset of ``n`` indices (sorted): classes are visited in a
+    seeded order, one item each per round, items drawn in a seeded order within a class."""
+    y = [int(v) for v in y]
+    if n >= len(y):
+        return list(range(len(y)))
+    g = torch.Generator().manual_seed(int(seed))
+    by_class: dict[int, list[int]] = {}
+    for i, c in enumerate(y):
+        by_class.setdefault(c, []).append(i)
+    classes = sorted(by_class)
+    order = [classes[i] for i in torch.randperm(len(classes), generator=g).tolist()]
+    queues = {c: [by_class[c][i] for i in torch.randperm(len(by_class[c]), generator=g).tolist()]
+              for c in classes}
+    picked: list[int] = []
+    while len(picked) < n:
+        for c in order:
+            if queues[c] and len(picked) < n:
+                picked.append(queues[c].pop(0))
+    return sorted(picked)
+
+
+def _take(s: Split, idx: list[int]) -> Split:
+    t = torch.as_tensor(idx, dtype=torch.long)
+    return Split(s.x[t], s.y[t], [s.ids[i] for i in idx], s.n_classes, s.class_names)
+
+
+def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: str | None = None
+         ) -> Split:
+    """Load ``split`` in {"train", "val", "test"} of a prepared data set.
+
+    ``"test"`` with ``subset=True`` is the evaluated set: ``n_inputs`` items, class-balanced and
+    seeded (``cfg["seed"]``, default 42); ``subset=False`` gives the whole test split.
+    """
+    cfg = {**cfg, "_key": key or cfg.get("_key") or cfg.get("modality")}
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split: {split!r} not in ('train', 'val', 'test')")
+    modality, source = _modality_source(cfg)
+    resources = Path(resources)
+    if modality == "images":
+        if split != "test":
+            raise ValueError(f"split: images have only a 'test' split (pretrained model), got {split!r}")
+        if source == "imagenet":
+            root = Path(_need(cfg, "path"))
+            files, labels = _imagenet_index(cfg)
+        else:
+            root = dataset_folder(cfg, resources)
+            if not (root / "manifest.json").is_file():
+                raise ValueError(f"{root}: not prepared (run `datasets prepare --key {_key(cfg)}`)")
+            files, labels = _imagenet_index({**cfg, "path": root})
+        n = cfg.get("n_inputs")
+        if subset and n and int(n) > len(files):
+            raise ValueError(f"datasets.{_key(cfg)}.n_inputs: {n} > {len(files)} images available")
+        idx = balanced_subset(labels, int(n), cfg.get("seed", 42)) if subset and n else list(
+            range(len(files)))
+        from workflow.scripts import models
+
+        files = [files[i] for i in idx]
+        x = _load_images(files, models.data_config(_image_model(cfg)))
+        ids = [f.relative_to(root).as_posix() for f in files]
+        y = torch.tensor([labels[i] for i in idx], dtype=torch.long)
+        return Split(x, y, ids, 1000, _imagenet_names())
+    if modality == "audio":
+        if not (dataset_folder(cfg, resources) / "meta" / "esc50.csv").is_file():
+            raise ValueError(f"{dataset_folder(cfg, resources)}: not prepared "
+                             f"(run `datasets prepare --key {_key(cfg)}`)")
+        s = _load_audio(cfg, split, resources)
+    else:
+        s = _load_volumes(cfg, split, resources)
+    if split == "test" and subset and cfg.get("n_inputs"):
+        s = _take(s, balanced_subset(s.y, int(cfg["n_inputs"]), cfg.get("seed", 42)))
+    return s
+
+
+def ground_truth(cfg: dict, resources: Path, ids: list[str]) -> torch.Tensor | None:
+    """Where the class evidence is, for the offline sets; None otherwise.
+
+    Audio: bool ``[N, 220500]``, True where the clip sits. Volumes: bool ``[N, S, S, S]``, the
+    inserted structure. ``ids`` as returned by ``load``.
+    """
+    modality, source = _modality_source(cfg)
+    if source != "offline" or modality == "images":
+        return None
+    resources = Path(resources)
+    if modality == "audio":
+        path = dataset_folder(cfg, resources) / "meta" / "onsets.csv"
+        rows = {r["filename"]: r for r in _read_csv(path, ("filename", "onset", "length"))}
+        out = torch.zeros(len(ids), CLIP_SAMPLES, dtype=torch.bool)
+        for i, name in enumerate(ids):
+            if name not in rows:
+                raise ValueError(f"{path}: no ground truth for {name!r}")
+            o, n = int(rows[name]["onset"]), int(rows[name]["length"])
+            out[i, o:o + n] = True
+        return out
+    path = _volume_file(cfg, resources)
+    path = path.with_name(path.stem + "_truth.npz")
+    splits = sorted({i.split("-")[0] for i in ids})
+    z = io.load_npz(path, [f"{s}_masks" for s in splits])
+    return torch.stack([torch.from_numpy(z[f"{i.split('-')[0]}_masks"][int(i.split("-")[1])])
+                        for i in ids]).bool() if ids else None
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def dataset_section(config: dict, key: str | None) -> dict:
+    """The dataset section ``key`` of a full config (``datasets: {key: ...}``), or ``config``
+    itself when it is already a section (has ``modality``)."""
+    if "datasets" in config:
+        if not key:
+            raise ValueError(f"--key: required, one of {sorted(config['datasets'])}")
+        if key not in config["datasets"]:
+            raise ValueError(f"datasets.{key}: not in config (has {sorted(config['datasets'])})")
+        return {**config["datasets"][key], "_key": key}
+    if "modality" not in config:
+        raise ValueError("config: neither a full config (datasets:) nor a dataset section (modality:)")
+    return {**config, "_key": key or config["modality"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m workflow.scripts.datasets prepare --key audio --config FILE --resources DIR``.
+
+    Prints the prepared folder. ``--config`` is a full config (JSON/YAML with ``datasets:``) or a
+    dataset section.
+    """
+    ap = argparse.ArgumentParser(prog="python -m workflow.scripts.datasets", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="write / download / locate one data set")
+    p.add_argument("--key", help="dataset key in the config (images, audio, volumes)")
+    p.add_argument("--config", required=True, type=Path, help="JSON or YAML config file")
+    p.add_argument("--resources", default=Path("resources"), type=Path)
+    i = sub.add_parser("info", help="print split sizes and classes as JSON")
+    i.add_argument("--key")
+    i.add_argument("--config", required=True, type=Path)
+    i.add_argument("--resources", default=Path("resources"), type=Path)
+    args = ap.parse_args(argv)
+    section = dataset_section(io.read_config(args.config), args.key)
+    key = section["_key"]
+    if args.command == "prepare":
+        print(prepare(key, section, args.resources))
+        return
+    splits = ["test"] if section["modality"] == "images" else ["train", "val", "test"]
+    info = {}
+    for s in splits:
+        d = load(section, s, args.resources)
+        info[s] = {"n": len(d), "n_classes": d.n_classes, "x": list(d.x.shape)}
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()

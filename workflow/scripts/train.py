@@ -1,0 +1,216 @@
+"""Train (or, for pretrained models, only score) a registry model on a prepared data set.
+
+Outputs in ``out_dir`` (both written atomically): ``model.pt`` (``models.save`` checkpoint) and
+``metrics.json`` with ``test_accuracy`` (whole test split), ``eval_accuracy`` (the evaluated
+``n_inputs`` subset, CLI only), ``val_accuracy``, ``train_accuracy``, ``epochs`` (run; 0 = not
+trained), ``best_epoch``, ``seconds``, ``seed``, split sizes, the training config and provenance.
+
+CLI (run from the repository root)::
+
+    python -m workflow.scripts.train --config CONFIG.yaml --key audio --model audio_resnet \\
+        --resources resources --out results/default/models/audio/audio_resnet
+    python -m workflow.scripts.train --dataset-config SECTION.json --model resnet3d \\
+        --resources resources --out DIR [--training-config TRAINING.yaml] [--epochs N] [--seed N]
+
+``--config`` is the full config (``datasets:`` and ``training:``); ``--dataset-config`` a single
+dataset section (the training section then comes from ``--training-config`` or the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from workflow.scripts import datasets, io, models
+
+DEFAULT_TRAINING = {"epochs": 30, "patience": 5, "lr": 0.001, "batch_size": 16, "seed": 42}
+
+
+def _training_cfg(cfg: dict | None) -> dict:
+    cfg = {**DEFAULT_TRAINING, **(cfg or {})}
+    for k in ("epochs", "patience", "batch_size", "seed"):
+        if not isinstance(cfg[k], int) or cfg[k] < 0 or (k == "batch_size" and cfg[k] == 0):
+            raise ValueError(f"training.{k}: expected a non-negative integer, got {cfg[k]!r}")
+    if not float(cfg["lr"]) > 0:
+        raise ValueError(f"training.lr: expected > 0, got {cfg['lr']!r}")
+    return cfg
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """Top-1 classes ``[N]`` of ``model`` (eval mode) on ``x`` ``[N, ...]``."""
+    model.eval()
+    out = [model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, split: datasets.Split, batch_size: int = 16) -> float:
+    """Top-1 accuracy in [0, 1] (NaN for an empty split)."""
+    if len(split) == 0:
+        return float("nan")
+    return (predict(model, split.x, batch_size) == split.y).float().mean().item()
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def train(
+    model: nn.Module,
+    train_split: datasets.Split,
+    val_split: datasets.Split,
+    test_split: datasets.Split,
+    cfg_training: dict,
+    out_dir: Path,
+    meta: dict | None = None,
+) -> dict:
+    """Adam + cross-entropy, seeded shuffling, early stopping on validation accuracy (ties broken
+    by validation loss) with ``patience`` epochs; the best weights are restored, saved to
+    ``out_dir/model.pt`` and scored on ``test_split``. Returns the metrics written to
+    ``out_dir/metrics.json``. The model is left in eval mode.
+    """
+    cfg = _training_cfg(cfg_training)
+    out_dir = Path(out_dir)
+    _seed_everything(cfg["seed"])
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+    bs = cfg["batch_size"]
+    start = time.perf_counter()
+    best = (-1.0, float("inf"))
+    best_state, best_epoch, epochs_run, stale = copy.deepcopy(model.state_dict()), 0, 0, 0
+    history = []
+    bar = tqdm(range(1, cfg["epochs"] + 1), desc="train", unit="epoch", leave=False)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(train_split), generator=gen)
+        total = 0.0
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            if len(idx) < 2 and len(order) > 1:  # BatchNorm needs > 1 sample per batch
+                continue
+            loss = F.cross_entropy(model(train_split.x[idx]), train_split.y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(val_split.x[i:i + bs]) for i in range(0, len(val_split), bs)])
+            val_loss = F.cross_entropy(logits, val_split.y).item()
+            val_acc = (logits.argmax(1) == val_split.y).float().mean().item()
+        epochs_run = epoch
+        history.append({"epoch": epoch, "train_loss": total / max(1, len(order)),
+                        "val_loss": val_loss, "val_accuracy": val_acc})
+        bar.set_postfix(loss=f"{total / max(1, len(order)):.3f}", val_acc=f"{val_acc:.3f}")
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best, best_state, best_epoch, stale = (val_acc, val_loss), copy.deepcopy(
+                model.state_dict()), epoch, 0
+        else:
+            stale += 1
+            if stale >= cfg["patience"]:
+                break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    seconds = time.perf_counter() - start
+    metrics = {
+        "test_accuracy": accuracy(model, test_split, bs),
+        "val_accuracy": accuracy(model, val_split, bs),
+        "train_accuracy": accuracy(model, train_split, bs),
+        "epochs": epochs_run,
+        "best_epoch": best_epoch,
+        "seconds": seconds,
+        "seed": cfg["seed"],
+        "n_train": len(train_split), "n_val": len(val_split), "n_test": len(test_split),
+        "training": cfg,
+        "history": history,
+        **(meta or {}),
+    }
+    _write_outputs(model, metrics, out_dir)
+    return metrics
+
+
+def score_pretrained(model: nn.Module, test_split: datasets.Split, out_dir: Path,
+                     seed: int = 42, meta: dict | None = None) -> dict:
+    """The "no training" path: same outputs as ``train`` with ``epochs`` 0 and ``test_accuracy``
+    measured against the stored targets."""
+    start = time.perf_counter()
+    model.eval()
+    metrics = {"test_accuracy": accuracy(model, test_split), "epochs": 0, "best_epoch": 0,
+               "seed": seed, "n_train": 0, "n_val": 0, "n_test": len(test_split), **(meta or {})}
+    metrics["seconds"] = time.perf_counter() - start
+    _write_outputs(model, metrics, Path(out_dir))
+    return metrics
+
+
+def _write_outputs(model: nn.Module, metrics: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    models.save(model, out_dir / "model.pt", meta={k: v for k, v in metrics.items()
+                                                   if k != "history"})
+    io.write_json(out_dir / "metrics.json", {**metrics, "provenance": io.provenance()})
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m workflow.scripts.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", type=Path, help="full config file (datasets: + training:)")
+    src.add_argument("--dataset-config", type=Path, help="one dataset section (JSON or YAML)")
+    ap.add_argument("--key", help="dataset key (required with --config)")
+    ap.add_argument("--training-config", type=Path, help="training section (JSON or YAML)")
+    ap.add_argument("--model", required=True, help=f"{models.available()} or timm:<name>")
+    ap.add_argument("--resources", type=Path, default=Path("resources"))
+    ap.add_argument("--out", type=Path, required=True, help="output folder")
+    ap.add_argument("--epochs", type=int, help="override training.epochs")
+    ap.add_argument("--seed", type=int, help="override training.seed")
+    args = ap.parse_args(argv)
+
+    whole = io.read_config(args.config or args.dataset_config)
+    section = datasets.dataset_section(whole, args.key)
+    key = section["_key"]
+    training = dict(whole.get("training", {})) if args.config else {}
+    if args.training_config:
+        training.update(io.read_config(args.training_config))
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    if args.seed is not None:
+        training["seed"] = args.seed
+    training = _training_cfg(training)
+
+    datasets.prepare(key, section, args.resources)
+    test_all = datasets.load(section, "test", args.resources, subset=False)
+    evaluated = datasets.load(section, "test", args.resources)
+    meta = {"dataset": key, "model": args.model}
+    torch.manual_seed(training["seed"])
+    model = models.build(args.model, test_all.n_classes)
+    if models.is_pretrained(args.model):
+        metrics = score_pretrained(model, test_all, args.out, training["seed"], meta)
+    else:
+        train_split = datasets.load(section, "train", args.resources)
+        val_split = datasets.load(section, "val", args.resources)
+        metrics = train(model, train_split, val_split, test_all, training, args.out, meta)
+    metrics["eval_accuracy"] = accuracy(model, evaluated)
+    metrics["n_eval"] = len(evaluated)
+    io.write_json(args.out / "metrics.json", {**metrics, "provenance": io.provenance()})
+    print(json.dumps({k: metrics[k] for k in ("test_accuracy", "eval_accuracy", "epochs",
+                                              "seconds")}, indent=2))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
