@@ -176,16 +176,17 @@ def git_commit(start: str | Path = ".") -> str | None:
 
 
 def provenance(**extra: Any) -> dict:
-    """Package versions, git commit and any ``extra`` items, for sidecars and headers."""
+    """Package versions, git commit, host, SLURM job id (on a cluster) and any ``extra`` items."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
     pkgs = {}
-    for name in ("torch", "torchaudio", "timm", "monai", "numpy", "medmnist", "nilearn",
-                 "scikit-image", "scikit-learn", "soundfile"):
+    for name in ("torch", "torchaudio", "ptwt", "captum", "quantus", "timm", "monai", "numpy", "pandas",
+                 "snakemake", "medmnist", "nilearn", "scikit-image", "scikit-learn", "soundfile"):
         try:
             pkgs[name] = version(name)
         except PackageNotFoundError:
             pass
-    return {"python": platform.python_version(), "packages": pkgs,
-            "git_commit": git_commit(Path(__file__).parent), **extra}
+    return {"python": platform.python_version(), "packages": pkgs, "host": platform.node(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "git_commit": git_commit(Path(__file__).parent),
+            **extra}
