@@ -11,7 +11,7 @@ APT_PACKAGES := sound-theme-freedesktop
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup apt run test lint speed clean
+.PHONY: setup apt run test test-cluster lint speed clean
 
 setup: $(STAMP) apt
 
@@ -40,7 +40,11 @@ speed: setup
 	$(BIN)/snakemake --cores $(CORES) speed $(SNAKEMAKE_ARGS)
 
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster
+
+# The workflow on a one-node SLURM cluster started by the test (root on Debian; skipped otherwise).
+test-cluster: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -s tests/cluster
 
 lint: setup
 	$(BIN)/ruff check .

@@ -49,7 +49,7 @@ def test_audio_resnet_is_a_waveform_classifier():
     model = M.build("audio_resnet", 4)
     assert isinstance(model, WaveformClassifier) and isinstance(model.frontend, LogMel)
     spec = model.frontend(torch.zeros(1, D.CLIP_SAMPLES))
-    assert spec.shape == (1, 1, 128, 431) and model.classifier(spec).shape == (1, 4)
+    assert spec.shape == (1, 1, 64, 431) and model.classifier(spec).shape == (1, 4)
 
 
 def _reference_lite0(sd: dict, x: torch.Tensor) -> torch.Tensor:
@@ -114,3 +114,16 @@ def test_efficientnet_lite0_offline_weights_classify_real_photos():
     ref = _reference_lite0(sd, x)
     torch.testing.assert_close(logits, ref, rtol=0, atol=1e-4)
     assert torch.equal(logits.argmax(1), ref.argmax(1))
+
+
+def test_training_hints_lr_scale_and_augment():
+    assert M.lr_scale("vit3d") == M.lr_scale(M.build("resnet3d", 2)) == 0.3
+    assert M.lr_scale("audio_resnet") == M.lr_scale("nope") == 1.0
+    x = torch.arange(12.0).reshape(2, 6)
+    audio = M.build("audio_resnet", 3, sample_rate=8000, n_mels=16, n_fft=128)
+    a = M.augment(audio, x, torch.Generator().manual_seed(0))
+    b = M.augment(audio, x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape  # seeded
+    for row, out in zip(x, a, strict=True):  # a circular shift of each waveform
+        assert any(torch.equal(torch.roll(row, s), out) for s in range(6))
+    assert M.augment(M.build("resnet3d", 2), x, torch.Generator()) is x

@@ -27,8 +27,9 @@ def test_train_is_seeded_and_writes_outputs(tmp_path):
     runs = []
     for k in range(2):
         torch.manual_seed(0)
-        model = M.build("resnet3d", 3, widen_factor=0.125)
-        m = T.train(model, _blobs(24, 1), _blobs(12, 2), _blobs(12, 3), CFG, tmp_path / str(k))
+        model = M.build("resnet3d", 3, widen_factor=0.125, no_max_pool=False)
+        cfg = {**CFG, "lr": CFG["lr"] / M.lr_scale(model)}  # lr 0.01 after resnet3d's scale
+        m = T.train(model, _blobs(24, 1), _blobs(12, 2), _blobs(12, 3), cfg, tmp_path / str(k))
         assert not model.training
         saved = json.loads((tmp_path / str(k) / "metrics.json").read_text())
         assert {"test_accuracy", "epochs", "seconds", "seed"} <= set(saved) and saved["seed"] == 3
@@ -92,3 +93,22 @@ def test_cli_trains_volumes_and_scores_pretrained(tmp_path, monkeypatch):
                 "--resources", str(tmp_path / "res"), "--out", str(tmp_path / "img")])
     assert m["epochs"] == 0 and m["test_accuracy"] == 1.0
     assert M.load(tmp_path / "img" / "model.pt").meta["test_accuracy"] == 1.0
+
+
+def test_stops_at_perfect_validation_accuracy(tmp_path):
+    class Oracle(nn.Module):  # reads the label off the input: validation accuracy 1 at epoch 1
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return 10 * torch.nn.functional.one_hot(x[:, 0].long(), 3).float() + 0 * self.w
+
+    def split(n):
+        y = torch.arange(n) % 3
+        return D.Split(y[:, None].float(), y, [f"s-{i}" for i in range(n)], 3, ["a", "b", "c"])
+
+    model = Oracle()
+    model._wam_bench_spec = {"name": "x", "n_classes": 3, "kwargs": {}}
+    m = T.train(model, split(9), split(6), split(6), {**CFG, "epochs": 20, "patience": 5}, tmp_path)
+    assert m["epochs"] == 1 and m["best_epoch"] == 1 and m["test_accuracy"] == 1.0

@@ -7,13 +7,19 @@ Names (``available()``):
   order). Input ``[B, 3, 224, 224]`` (timm data config of ``tf_efficientnet_lite0``) -> ``[B, 1000]``.
   Offline; never trained by the workflow.
 - ``timm:<name>``: any timm model, ``pretrained=True`` by default (hub download: paper config only).
-- ``audio_resnet``: ``wam.audio.WaveformClassifier(LogMel(), BatchNorm2d(1) + small timm ResNet)``
-  with one input channel. Input waveform ``[B, T]`` (44.1 kHz) -> ``[B, n_classes]``.
-- ``resnet3d``: monai ResNet-18, ``spatial_dims=3, n_input_channels=1`` (half width, stride-2
-  stem by default: CPU budget). ``[B, 1, S, S, S]`` -> ``[B, n_classes]``.
+- ``audio_resnet``: ``wam.audio.WaveformClassifier(LogMel(n_mels=64, hop_length=512,
+  top_db=80), NoiseFloor + BatchNorm2d(1) + small timm ResNet with global max pooling)`` with one
+  input channel. Input waveform ``[B, T]`` (44.1 kHz) -> ``[B, n_classes]``.
+- ``resnet3d``: monai ResNet-18, ``spatial_dims=3, n_input_channels=1`` (quarter width, stride-2
+  stem, no max-pool by default: CPU budget, and a 2^3 last feature map at 28^3 for GradCAM).
+  ``[B, 1, S, S, S]`` -> ``[B, n_classes]``.
 - ``vit3d``: monai ViT with ``classification=True`` (stand-in for the paper's unpublished
-  "3D Former"), wrapped so that ``forward`` returns the logits only. ``[B, 1, S, S, S]`` ->
-  ``[B, n_classes]``.
+  "3D Former"; 7^3 patches, 64 tokens at 28^3), wrapped so that ``forward`` returns the logits
+  only. ``[B, 1, S, S, S]`` -> ``[B, n_classes]``.
+
+Training hints read by ``train.py``: ``lr_scale(model)`` multiplies the config's ``training.lr``
+(``LR_SCALE``: 0.3 for resnet3d and vit3d) and ``augment(model, x, generator)`` augments a
+training batch (``AUGMENT``: random circular time shifts for audio_resnet; seeded).
 
 Checkpoints (``save``/``load``): ``torch.save`` of ``{"name", "n_classes", "kwargs",
 "state_dict", "meta"}``, written atomically; ``load`` rebuilds the registry model (never
@@ -31,7 +37,8 @@ from torch import nn
 
 from workflow.scripts import io
 
-__all__ = ["available", "build", "save", "load", "data_config", "is_pretrained"]
+__all__ = ["available", "build", "save", "load", "data_config", "is_pretrained", "lr_scale",
+           "augment"]
 
 _SPEC_ATTR = "_wam_bench_spec"
 TIMM_PREFIX = "timm:"
@@ -74,39 +81,69 @@ def _timm(name: str) -> Callable[..., nn.Module]:
     return make
 
 
+class NoiseFloor(nn.Module):
+    """Subtract each clip's noise floor: the median over time of every mel band (decibels).
+
+    The offline clips are short events over stationary noise of random level, so the median over
+    time is the noise; what remains is the event, independent of the noise level. ``[B, 1, M, T]``
+    -> same shape.
+    """
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        return spec - spec.median(dim=-1, keepdim=True).values
+
+
 def _audio_resnet(
     n_classes: int,
     sample_rate: int = 44100,
     n_fft: int = 1024,
-    n_mels: int = 128,
+    hop_length: int | None = 512,
+    n_mels: int = 64,
+    top_db: float | None = 80.0,
     channels: tuple[int, ...] = (16, 32, 64, 128),
     layers: tuple[int, ...] = (1, 1, 1, 1),
+    global_pool: str = "max",
+    noise_floor: bool = True,
 ) -> nn.Module:
+    """Log-mel + a small timm ResNet, sized for 2 CPU cores.
+
+    Log-mel: 64 mels (half of torchaudio's 128), hop 512 (11.6 ms) -> ``[B, 1, 64, 431]`` for a
+    5 s clip; ``top_db=80`` (the decibel floor is clamped 80 dB under each clip's peak).
+    ``noise_floor``: ``NoiseFloor`` first (the clip's noise level removed). ``global_pool="max"``:
+    the offline clips are short events (50 ms to 1.7 s) in 5 s of noise, which an average over
+    time would dilute; the max keeps them. Trained with random circular time shifts (``AUGMENT``).
+    """
     from timm.models.resnet import BasicBlock, ResNet
 
     from wam.audio import LogMel, WaveformClassifier
 
     resnet = ResNet(
         block=BasicBlock, layers=tuple(layers), channels=tuple(channels), in_chans=1,
-        num_classes=n_classes, stem_width=channels[0],
+        num_classes=n_classes, stem_width=channels[0], global_pool=global_pool,
     )
-    # BatchNorm2d(1) standardises the decibel scale (learned, then frozen in eval mode).
-    classifier = nn.Sequential(nn.BatchNorm2d(1), resnet)
+    # NoiseFloor removes the clip's noise level; BatchNorm2d(1) standardises the decibel scale
+    # (learned, then frozen in eval mode).
+    classifier = nn.Sequential(*([NoiseFloor()] if noise_floor else []), nn.BatchNorm2d(1), resnet)
     return WaveformClassifier(
-        frontend=LogMel(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels), classifier=classifier
+        frontend=LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                        top_db=top_db),
+        classifier=classifier,
     )
 
 
-def _resnet3d(n_classes: int, widen_factor: float = 0.5, conv1_t_stride: int = 2,
-              in_channels: int = 1) -> nn.Module:
-    """monai ResNet-18 (18 layers, BasicBlocks [2, 2, 2, 2]); half width and a stride-2 stem by
-    default so that it trains in minutes on 2 CPU cores at 28^3 (``widen_factor=1.0,
-    conv1_t_stride=1`` gives monai's stock network)."""
+def _resnet3d(n_classes: int, widen_factor: float = 0.25, conv1_t_stride: int = 2,
+              no_max_pool: bool = True, conv1_t_size: int = 7, in_channels: int = 1) -> nn.Module:
+    """monai ResNet-18 (18 layers, BasicBlocks [2, 2, 2, 2]). Defaults sized for 2 CPU cores at
+    28^3: quarter width (16-32-64-128 channels), a stride-2 stem and no max-pool, so that layer1
+    runs at 14^3 and the last feature map (GradCAM's) is 2^3 rather than monai's 1^3 at this
+    size (``widen_factor=1.0, conv1_t_stride=1, no_max_pool=False`` gives monai's stock network;
+    ``conv1_t_stride=1, no_max_pool=True`` a 4^3 last map at about twice the cost)."""
     from monai.networks.nets import resnet18
 
     return resnet18(
         spatial_dims=3, n_input_channels=in_channels, num_classes=n_classes,
-        widen_factor=widen_factor, conv1_t_stride=conv1_t_stride,
+        widen_factor=widen_factor, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool,
+        conv1_t_size=conv1_t_size,
     )
 
 
@@ -126,7 +163,7 @@ class ViTClassifier(nn.Module):
 def _vit3d(
     n_classes: int,
     img_size: int = 28,
-    patch_size: int = 4,
+    patch_size: int = 7,
     hidden_size: int = 96,
     mlp_dim: int = 192,
     num_layers: int = 4,
@@ -152,6 +189,39 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "vit3d": _vit3d,
 }
 _PRETRAINED = {"efficientnet_lite0"}
+# Per-model multiplier of the config's ``training.lr`` (used by train.py): the config's single
+# lr (0.001) suits audio_resnet; the 3D models, trained from scratch on a few hundred volumes,
+# are steadier with a smaller one (validation accuracy swings with BatchNorm at 0.001; the ViT
+# stalls at chance for several epochs).
+LR_SCALE: dict[str, float] = {"resnet3d": 0.3, "vit3d": 0.3}
+
+
+def lr_scale(model_or_name: nn.Module | str) -> float:
+    """Multiplier of ``training.lr`` for a registry model (or its name); 1.0 when none is set."""
+    name = model_or_name if isinstance(model_or_name, str) else (
+        getattr(model_or_name, _SPEC_ATTR, None) or {}).get("name", "")
+    return float(LR_SCALE.get(name, 1.0))
+
+
+def _roll_time(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Circularly shift each waveform ``[B, T]`` by a random number of samples (seeded)."""
+    shifts = torch.randint(0, x.shape[-1], (len(x),), generator=generator).tolist()
+    return torch.stack([torch.roll(xi, s, dims=-1) for xi, s in zip(x, shifts, strict=True)])
+
+
+# Training-time augmentation per model (used by train.py on each training batch): audio_resnet
+# sees each clip at a fresh random onset every epoch (the offline clips are events at a random
+# onset over stationary noise), which the few training clips per class would not otherwise show.
+AUGMENT: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "audio_resnet": _roll_time,
+}
+
+
+def augment(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``x`` augmented for training ``model`` (a registry model), or ``x`` itself when it has none."""
+    name = (getattr(model, _SPEC_ATTR, None) or {}).get("name", "")
+    fn = AUGMENT.get(name)
+    return fn(x, generator) if fn is not None else x
 
 
 def available() -> list[str]:

@@ -79,16 +79,19 @@ def train(
     out_dir: Path,
     meta: dict | None = None,
 ) -> dict:
-    """Adam + cross-entropy, seeded shuffling, early stopping on validation accuracy (ties broken
-    by validation loss) with ``patience`` epochs; the best weights are restored, saved to
+    """Adam (lr: ``training.lr`` times ``models.lr_scale(model)``) + cross-entropy, seeded
+    shuffling and augmentation (``models.augment``), early stopping on validation accuracy (ties
+    broken by validation loss) after ``patience`` epochs without progress, or as soon as the
+    validation accuracy is 1 (CPU budget); the best weights are restored, saved to
     ``out_dir/model.pt`` and scored on ``test_split``. Returns the metrics written to
-    ``out_dir/metrics.json``. The model is left in eval mode.
+    ``out_dir/metrics.json`` (``lr``: the rate used). The model is left in eval mode.
     """
     cfg = _training_cfg(cfg_training)
     out_dir = Path(out_dir)
     _seed_everything(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
-    opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
+    lr = float(cfg["lr"]) * models.lr_scale(model)  # per-model multiplier (models.LR_SCALE)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     bs = cfg["batch_size"]
     start = time.perf_counter()
     best = (-1.0, float("inf"))
@@ -103,7 +106,8 @@ def train(
             idx = order[i:i + bs]
             if len(idx) < 2 and len(order) > 1:  # BatchNorm needs > 1 sample per batch
                 continue
-            loss = F.cross_entropy(model(train_split.x[idx]), train_split.y[idx])
+            x = models.augment(model, train_split.x[idx], gen)  # seeded; identity for most
+            loss = F.cross_entropy(model(x), train_split.y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -120,6 +124,8 @@ def train(
         if (val_acc, -val_loss) > (best[0], -best[1]):
             best, best_state, best_epoch, stale = (val_acc, val_loss), copy.deepcopy(
                 model.state_dict()), epoch, 0
+            if val_acc >= 1.0:  # every validation item right: stop (CPU budget)
+                break
         else:
             stale += 1
             if stale >= cfg["patience"]:
@@ -138,6 +144,7 @@ def train(
         "seed": cfg["seed"],
         "n_train": len(train_split), "n_val": len(val_split), "n_test": len(test_split),
         "training": cfg,
+        "lr": lr,
         "history": history,
         **(meta or {}),
     }
