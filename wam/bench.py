@@ -92,7 +92,7 @@ def cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.
     audio = torch.randn(16 if paper else 2, 220500 if paper else 44100, generator=gen) * 0.1
     volume_net = resnet18(spatial_dims=3, n_input_channels=1, num_classes=3)
     side = 64 if paper else 28
-    volume = torch.rand(16 if paper else 4, 1, side, side, side, generator=gen)
+    volume = torch.rand(16 if paper else 2, 1, side, side, side, generator=gen)
     return [
         ("wam-2d", image_net.eval().to(device), image.to(device), 2),
         ("wam-1d", audio_net.eval().to(device), audio.to(device), 1),

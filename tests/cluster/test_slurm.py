@@ -259,7 +259,7 @@ def test_ci_configuration_through_slurm_with_a_cancelled_job():
         assert cancelled in log, f"Snakemake never reported the cancelled job {cancelled}"
 
         records = provenance_records(cluster_dir / "results" / config["name"])
-        job_ids = sorted({r.get("slurm_job_id") for r in records.values()}, key=str)
+        job_ids = sorted({r.get("slurm_job_id") for r in records.values()}, key=lambda j: int(j or -1))
         assert records and None not in job_ids, f"outputs made outside SLURM: {job_ids}"
         results = cluster_dir / "results" / config["name"]
         for table in sorted((local / "results" / config["name"] / "tables").glob("*.csv")):

@@ -1,7 +1,7 @@
 rule explain:
     """Attributions of one shard of a data set's evaluated inputs by one method."""
     input:
-        data=RESULTS / "data" / "{dataset}.txt",
+        data=RESULTS / "data" / "{dataset}.json",
         model=RESULTS / "models" / "{dataset}" / "{model}" / "model.pt",
     output:
         RESULTS / "attributions" / "{dataset}" / "{model}" / "{method}" / "{shard}.pt",

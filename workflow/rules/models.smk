@@ -1,7 +1,7 @@
 rule train:
     """Train (or, for pretrained networks, load and test) one model on one data set."""
     input:
-        RESULTS / "data" / "{dataset}.txt",
+        RESULTS / "data" / "{dataset}.json",
     output:
         model=RESULTS / "models" / "{dataset}" / "{model}" / "model.pt",
         metrics=RESULTS / "models" / "{dataset}" / "{model}" / "metrics.json",

@@ -37,7 +37,7 @@ rule tables:
 rule figures:
     """Example maps, insertion / deletion curves and per-scale importance for one (dataset, model)."""
     input:
-        data=RESULTS / "data" / "{dataset}.txt",
+        data=RESULTS / "data" / "{dataset}.json",
         attributions=lambda w: [RESULTS / "attributions" / w.dataset / w.model / m / "0.pt"
                                 for m in config["methods"]],
         curves=lambda w: [RESULTS / "curves" / w.dataset / w.model / m / f"{s}.csv"

@@ -724,6 +724,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--key", help="dataset key in the config (images, audio, volumes)")
     p.add_argument("--config", required=True, type=Path, help="JSON or YAML config file")
     p.add_argument("--resources", default=Path("resources"), type=Path)
+    p.add_argument("--out", type=Path, help="also write {folder, provenance} to this JSON file (atomic)")
     i = sub.add_parser("info", help="print split sizes and classes as JSON")
     i.add_argument("--key")
     i.add_argument("--config", required=True, type=Path)
@@ -732,7 +733,11 @@ def main(argv: list[str] | None = None) -> None:
     section = dataset_section(io.read_config(args.config), args.key)
     key = section["_key"]
     if args.command == "prepare":
-        print(prepare(key, section, args.resources))
+        folder = prepare(key, section, args.resources)
+        if args.out:
+            io.write_json(args.out, {"folder": str(folder), "provenance": io.provenance(
+                stage="prepare_data", dataset=key, config=section)})
+        print(folder)
         return
     splits = ["test"] if section["modality"] == "images" else ["train", "val", "test"]
     info = {}
