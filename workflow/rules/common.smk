@@ -8,6 +8,8 @@ from snakemake.utils import validate
 validate(config, "../config/schema.yaml")
 
 PY = sys.executable
+# Shell commands set OMP_NUM_THREADS={threads}: each job's PyTorch uses the threads Snakemake gives it
+# (1 unless a rule says otherwise), so jobs side by side do not oversubscribe the cores.
 # Rules run `python -m workflow.scripts.<stage>` from any working directory (`--directory`, cluster nodes).
 REPOSITORY = Path(workflow.basedir).resolve()
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))

@@ -7,5 +7,5 @@ rule prepare_data:
     log:
         log("prepare_data", "dataset"),
     shell:
-        "{PY} -m workflow.scripts.datasets prepare --key {wildcards.dataset} --config {CONFIG_FILE}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.datasets prepare --key {wildcards.dataset} --config {CONFIG_FILE}"
         " --resources {RESOURCES} --out {output} > /dev/null 2> {log}"

@@ -13,7 +13,7 @@ rule score:
     log:
         log("score", "dataset", "model", "method", "shard"),
     shell:
-        "{PY} -m workflow.scripts.evaluate --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.evaluate --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {input.model} --method {wildcards.method} --attributions {input.attributions}"
         " --scores {output.scores} --curves {output.curves} 2> {log}"
 

@@ -15,5 +15,5 @@ rule explain:
     log:
         log("explain", "dataset", "model", "method", "shard"),
     shell:
-        "{PY} -m workflow.scripts.explain --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.explain --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {input.model} --method {wildcards.method} --shard {wildcards.shard} --out {output} 2> {log}"

@@ -8,11 +8,12 @@ rule train:
     params:
         dataset=lambda w: section("datasets", w.dataset),
         training=lambda w: section("training"),
+    threads: 2
     resources:
         gpu=1,
     log:
         log("train", "dataset", "model"),
     shell:
-        "{PY} -m workflow.scripts.train --config {CONFIG_FILE} --key {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.train --config {CONFIG_FILE} --key {wildcards.dataset}"
         " --model {wildcards.model} --resources {RESOURCES}"
         " --out {RESULTS}/models/{wildcards.dataset}/{wildcards.model} 2> {log}"

@@ -30,7 +30,7 @@ rule tables:
     log:
         log("tables"),
     shell:
-        "{PY} -m workflow.scripts.tables --config {CONFIG_FILE} --scores {input.scores}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.tables --config {CONFIG_FILE} --scores {input.scores}"
         " --published {input.published} --out {RESULTS} 2> {log}"
 
 
@@ -53,5 +53,5 @@ rule figures:
     log:
         log("figures", "dataset", "model"),
     shell:
-        "{PY} -m workflow.scripts.figures --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.figures --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --scores {input.scores} --out {RESULTS}/figures 2> {log}"

@@ -6,9 +6,10 @@ rule speed:
     params:
         speed=lambda w: section("speed"),
         device=config["device"],
+    threads: 2  # the whole of a 2-core laptop: the speed suite runs alone
     resources:
         gpu=1,
     log:
         log("speed"),
     shell:
-        "{PY} -m workflow.scripts.speed --config {CONFIG_FILE} --out {output} 2> {log}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.speed --config {CONFIG_FILE} --out {output} 2> {log}"

@@ -51,9 +51,16 @@ def cell(row: pd.Series) -> str:
     return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
+def _column_order(column) -> tuple:
+    """Columns by name, the metrics in the paper's order (Insertion, Deletion, Faithfulness)."""
+    parts = column if isinstance(column, tuple) else (column,)
+    return tuple((0, METRICS.index(p), "") if p in METRICS else (1, 0, str(p)) for p in parts)
+
+
 def markdown(frame: pd.DataFrame, index: str, columns: list[str], values: str = "cell") -> str:
     """A Markdown table of ``frame`` pivoted to ``index`` x ``columns``."""
     wide = frame.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)
+    wide = wide[sorted(wide.columns, key=_column_order)]
     headers = [index] + [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in wide.columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for name, row in wide.iterrows():
