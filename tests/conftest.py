@@ -16,7 +16,14 @@ from tests import models  # noqa: E402
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped (with ``pytest.mark.skipif``) where CUDA is not available."""
+    needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(needs_cuda)
 
 
 @pytest.fixture
