@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from wam.explainer import WAM
-from wam.utils import chunks, input_gradients_only
+from wam.utils import chunks, input_gradients_only, pick_device
 
 COLUMNS = ["benchmark", "variant", "device", "seconds", "reference_seconds", "ratio"]
 
@@ -102,8 +102,7 @@ def cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.
 
 def run(scale: str = "small", device: str = "auto", repeats: int = 3, batch_size: int | None = None) -> pd.DataFrame:
     """Every WAM benchmark of the issue: 2D and 3D smooth and integrated, 1D smooth (with log-mel)."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = pick_device(device)
     n_samples = 25 if scale == "paper" else 8
     rows = []
     for name, model, x, ndim in cases(scale, dev):

@@ -57,6 +57,13 @@ def check_targets_range(y: torch.Tensor, n_classes: int) -> None:
         raise ValueError(f"y: class index {int(y.max())} out of range for a model with {n_classes} outputs")
 
 
+def pick_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; otherwise ``torch.device(name)``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def chunks(total: int, size: int) -> Iterator[slice]:
     """Consecutive slices of at most ``size`` covering ``range(total)``."""
     if size < 1:

@@ -27,8 +27,9 @@ import torch
 
 import metrics
 from wam import transform
+from wam.utils import pick_device
 from workflow.scripts import datasets, io, models
-from workflow.scripts.explain import NDIM, evaluated_shard, frames_of, pick_device
+from workflow.scripts.explain import NDIM, evaluated_shard, frames_of
 
 SCORE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "auc", "sample_id", "value"]
 CURVE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "sample_id", "fraction", "value"]
@@ -117,11 +118,6 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
     return pd.DataFrame(rows, columns=SCORE_COLUMNS), pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """CSV with fixed float formatting (byte-identical across runs), written atomically."""
-    io.write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
-
-
 def run(config: dict, dataset: str, model_path: Path, method: str, attributions_path: Path,
         scores_path: Path, curves_path: Path) -> None:
     device = pick_device(config["device"])
@@ -134,8 +130,8 @@ def run(config: dict, dataset: str, model_path: Path, method: str, attributions_
     model_name = Path(model_path).parent.name
     with torch.no_grad():
         scores, curves = score(config, dataset, model_name, model, method, data, attributions, device)
-    write_csv(scores, scores_path)
-    write_csv(curves, curves_path)
+    io.write_csv(scores, scores_path)
+    io.write_csv(curves, curves_path)
     io.write_json(Path(f"{scores_path}.provenance.json"), io.provenance(
         stage="evaluate", dataset=dataset, model=str(model_path), method=method, shard=shard,
         evaluation=config["evaluation"], wavelet=config["wavelet"], seed=config["seed"], device_used=str(device)))

@@ -30,16 +30,10 @@ import torch.nn.functional as F
 
 import baselines
 from wam import WAM, transform
+from wam.utils import pick_device
 from workflow.scripts import datasets, io, models
 
 NDIM = {"audio": 1, "images": 2, "volumes": 3}
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def shard_indices(n: int, shards: int, shard: int) -> list[int]:

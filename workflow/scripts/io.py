@@ -69,6 +69,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_csv(frame, path: str | Path) -> Path:
+    """A pandas DataFrame as CSV with fixed float formatting (byte-identical across runs), atomically."""
+    return write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+
+
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """``np.savez_compressed`` to ``path`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:

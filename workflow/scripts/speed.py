@@ -24,8 +24,8 @@ import torch
 import baselines
 from metrics.bench import compare_with_quantus
 from wam import bench
+from wam.utils import pick_device
 from workflow.scripts import io
-from workflow.scripts.explain import pick_device
 
 BASELINE_OPTIONS = {"smoothgrad": ("n_samples", 50), "integrated_gradients": ("n_steps", 50)}
 

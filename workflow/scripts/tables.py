@@ -68,10 +68,6 @@ def markdown(frame: pd.DataFrame, index: str, columns: list[str], values: str = 
     return "\n".join(lines) + "\n"
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    io.write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
-
-
 def paper_protocol(scores: pd.DataFrame, config: dict) -> pd.DataFrame:
     """Scores of Table 1: paper AUC, WAM in the wavelet domain, baselines in the pixel domain, first model
     of each modality's first data set."""
@@ -140,7 +136,7 @@ def table1_latex(t1: pd.DataFrame) -> str:
 
 
 def write(frame: pd.DataFrame, md: str, out: Path, name: str) -> None:
-    write_csv(frame, out / f"{name}.csv")
+    io.write_csv(frame, out / f"{name}.csv")
     io.write_text(out / f"{name}.md", md)
 
 
@@ -148,7 +144,7 @@ def run(config: dict, score_files: list[Path], published_path: Path, out: Path) 
     scores = pd.concat([pd.read_csv(f, keep_default_na=False) for f in score_files], ignore_index=True)
     scores = scores.sort_values(["dataset", "model", "method", "metric", "domain", "auc", "sample_id"],
                                 kind="stable").reset_index(drop=True)
-    write_csv(scores, out / "scores" / "scores.csv")
+    io.write_csv(scores, out / "scores" / "scores.csv")
     resamples, seed = config["evaluation"]["bootstrap"], config["seed"]
     label = {m: spec["label"] for m, spec in config["methods"].items()}
     tables = out / "tables"
