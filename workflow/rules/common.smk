@@ -20,6 +20,9 @@ SHARDS = list(range(config["shards"]))
 # The resolved configuration every script reads; rewritten only when it changes, so that
 # editing one section reruns only the rules whose `params` depend on it.
 CONFIG_FILE = RESULTS / "config.json"
+# Target name -> its outputs. Each rule file registers its own target here (an experiment only when its
+# config section is present); `rule all` in the Snakefile builds every registered target.
+TARGETS = {}
 _text = json.dumps(config, indent=2, sort_keys=True) + "\n"
 if not CONFIG_FILE.exists() or CONFIG_FILE.read_text() != _text:
     CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)

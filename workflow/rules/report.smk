@@ -55,3 +55,13 @@ rule figures:
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.figures --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --scores {input.scores} --out {RESULTS}/figures 2> {log}"
+
+
+rule evaluation:
+    """Every table and figure of the Table 1 comparison, without the speed suite."""
+    input:
+        table_outputs(),
+        figure_outputs(),
+
+
+TARGETS["evaluation"] = rules.evaluation.input

@@ -13,3 +13,6 @@ rule speed:
         log("speed"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.speed --config {CONFIG_FILE} --out {output} 2> {log}"
+
+
+TARGETS["speed"] = [RESULTS / "speed" / "speed.csv"]
