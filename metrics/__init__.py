@@ -1,4 +1,5 @@
-"""Faithfulness metrics of WAM Bench: insertion, deletion, faithfulness, mu-fidelity.
+"""Faithfulness metrics of WAM Bench: insertion, deletion, faithfulness, mu-fidelity, Faithfulness of Spectra and
+Input Fidelity; the named evaluation protocols in :mod:`metrics.protocols`.
 
 Example::
 
@@ -7,12 +8,13 @@ Example::
     >>> c.probs.shape, c.auc("paper").shape                                           # doctest: +SKIP
     (torch.Size([B, 65]), torch.Size([B]))
     >>> metrics.available()
-    ['aopc', 'deletion', 'faithfulness', 'insertion', 'mu_fidelity']
+    ['aopc', 'deletion', 'faithfulness', 'faithfulness_of_spectra', 'input_fidelity', 'insertion', 'mu_fidelity']
 """
 
 from metrics.curves import AUC_KINDS, Curve, deletion, faithfulness, insertion
 from metrics.fidelity import mu_fidelity
 from metrics.registry import available, get, register
+from metrics.spectra import faithfulness_of_spectra, input_fidelity
 
 __all__ = [
     "AUC_KINDS",
@@ -20,7 +22,9 @@ __all__ = [
     "available",
     "deletion",
     "faithfulness",
+    "faithfulness_of_spectra",
     "get",
+    "input_fidelity",
     "insertion",
     "mu_fidelity",
     "register",

@@ -20,6 +20,7 @@ from torch import nn
 
 from metrics.perturbation import (
     SCORES,
+    Postprocess,
     Preprocess,
     as_batch,
     broadcast_baseline,
@@ -77,6 +78,7 @@ def mu_fidelity(
     baseline: float | torch.Tensor = 0.0,
     seed: int = 0,
     preprocess: Preprocess = None,
+    postprocess: Postprocess = None,
     batch_size: int = 64,
     score: str = "softmax",
 ) -> torch.Tensor:
@@ -86,7 +88,8 @@ def mu_fidelity(
     The spatial grid is cut into ``grid`` cells per axis (one cell per position on shorter axes);
     ``samples`` subsets of ``round(subset * cells)`` cells are drawn (the same for every input, from a
     ``torch.Generator`` seeded with ``seed``) and set to ``baseline``; the result is the Spearman
-    correlation between the attribution summed over the subset and ``f(x) - f(x_masked)``.
+    correlation between the attribution summed over the subset and ``f(x) - f(x_masked)``. ``postprocess`` is
+    applied to every input (masked or not) before ``preprocess`` (:mod:`metrics.protocols`).
     """
     check_choice(score, SCORES, "score")
     x4, squeezed = as_batch(x)
@@ -114,14 +117,16 @@ def mu_fidelity(
     cell_sums.index_add_(1, cell, attr.double())
     attr_sums = cell_sums @ in_subset.double().T  # [B, samples]
 
+    def finish(out: torch.Tensor) -> torch.Tensor:
+        out = out[:, 0] if squeezed else out
+        return out if postprocess is None else postprocess(out)
+
     def unchanged(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = x4[rows]
-        return (out[:, 0] if squeezed else out), targets[rows]
+        return finish(x4[rows]), targets[rows]
 
     def masked(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i, s = rows // samples, rows % samples
-        out = torch.where(masks[s].view(-1, 1, *spatial), base4[i], x4[i])
-        return (out[:, 0] if squeezed else out), targets[i]
+        return finish(torch.where(masks[s].view(-1, 1, *spatial), base4[i], x4[i])), targets[i]
 
     full = run_rows(model, batch, unchanged, score, preprocess, batch_size, device, targets)
     drops = run_rows(model, batch * samples, masked, score, preprocess, batch_size, device)

@@ -7,6 +7,10 @@ together; a removed coefficient is set to 0 and the input rebuilt with the inver
 Rows ``(sample i, step k)`` are built on ``x``'s device in chunks of ``batch_size`` rows and scored
 under ``torch.no_grad()``, so peak memory is bounded by ``batch_size``, never by ``steps``.
 
+The details that differ between evaluation protocols (:mod:`metrics.protocols`) are options here: how ties in
+the attribution are ordered (``tie_break``), how many features each point perturbs (``counts``) and what is
+done to a perturbed input before the model sees it (``postprocess``, e.g. the reference's uint8 rescale).
+
 Example::
 
     >>> import torch
@@ -31,10 +35,13 @@ from wam import transform
 from wam.utils import as_targets, check_input, check_targets_range, chunks
 
 DOMAINS = ("pixel", "wavelet")
-SCORES = ("softmax", "logit")
+SCORES = ("softmax", "logit", "top1")
+TIE_BREAKS = ("index", "reverse", "random")
+COUNTS = ("exact", "floor")
 X_LAYOUT = "[B, C, *spatial] with 1, 2 or 3 spatial dims, or [B, T] (1D waveforms)"
 
 Preprocess = Callable[[torch.Tensor], torch.Tensor] | None
+Postprocess = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def check_choice(value: Any, choices: Sequence[str], name: str) -> str:
@@ -108,15 +115,17 @@ def _band_scores(attribution: Any, shapes: list[tuple[int, ...]], batch: int, nd
 class Problem:
     """An input batch, its features and their attribution rank; builds perturbed inputs.
 
-    ``x4``: ``[B, C, *spatial]``; ``rank``: ``[B, N]`` long, rank 0 = highest attribution (stable sort:
-    ties in index order). Wavelet domain: ``coeffs`` ``[B, C, N]`` (flat coefficient vectors),
-    ``band_shapes`` per band.
+    ``x4``: ``[B, C, *spatial]``; ``rank``: ``[B, N]`` long, rank 0 = highest attribution (ties ordered by
+    ``tie_break``, see :func:`feature_rank`); ``degenerate``: ``[B]`` bool, the attribution is constant (every
+    feature tied: its ranking carries no information). Wavelet domain: ``coeffs`` ``[B, C, N]`` (flat
+    coefficient vectors), ``band_shapes`` per band.
     """
 
     x4: torch.Tensor
     squeezed: bool
     domain: str
     rank: torch.Tensor
+    degenerate: torch.Tensor
     base4: torch.Tensor | None = None
     coeffs: torch.Tensor | None = None
     band_shapes: list[tuple[int, ...]] | None = None
@@ -140,13 +149,20 @@ class Problem:
         wavelet: str = "haar",
         levels: int = 3,
         mode: str = "reflect",
+        tie_break: str = "index",
+        seed: int = 0,
+        swap_hv: bool = False,
     ) -> Problem:
+        """``swap_hv`` (2D wavelet domain): each level's horizontal-detail map ranks its vertical-detail
+        coefficients and vice versa: the reference evaluators' quirk (their dyadic map puts the horizontal
+        details top-right, ``pywt.coeffs_to_array``, on which their mask acts, puts the vertical ones there)."""
         check_choice(domain, DOMAINS, "domain")
         x4, squeezed = as_batch(x)
         batch, ndim = x4.shape[0], x4.dim() - 2
         if domain == "pixel":
             scores = spatial_scores(attribution, x4).flatten(1)
-            return cls(x4, squeezed, domain, feature_rank(scores), base4=broadcast_baseline(baseline, x, x4))
+            return cls(x4, squeezed, domain, feature_rank(scores, tie_break, seed), constant_rows(scores),
+                       base4=broadcast_baseline(baseline, x, x4))
         check_wavelet_args(x4, wavelet, levels, mode)
         flat = transform.bands(transform.wavedec(x4, ndim, wavelet, levels, mode))
         shapes = [tuple(b.shape[2:]) for b in flat]
@@ -163,9 +179,13 @@ class Problem:
             band_maps = transform.untile(a.to(x4.device, torch.promote_types(a.dtype, torch.float32)), shapes, ndim)
         else:
             band_maps = _band_scores(attribution, shapes, batch, ndim)
+        if swap_hv and ndim == 2:
+            for h in range(1, len(band_maps), 3):  # bands: approx, then (H, V, D) per level
+                band_maps[h], band_maps[h + 1] = band_maps[h + 1], band_maps[h]
         scores = torch.cat([m.to(x4.device).flatten(1).float() for m in band_maps], dim=1)
         coeffs = torch.cat([b.flatten(2) for b in flat], dim=2)
-        return cls(x4, squeezed, domain, feature_rank(scores), coeffs=coeffs, band_shapes=shapes, wavelet=wavelet)
+        return cls(x4, squeezed, domain, feature_rank(scores, tie_break, seed), constant_rows(scores), coeffs=coeffs,
+                   band_shapes=shapes, wavelet=wavelet)
 
     def inputs(self, samples: torch.Tensor, keep: torch.Tensor, whole: torch.Tensor | None = None) -> torch.Tensor:
         """Perturbed inputs ``[R, ...]`` (``x``'s own layout) for rows of ``samples`` ``[R]``.
@@ -222,12 +242,56 @@ def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor, x4: torc
     return b.reshape(x4.shape)
 
 
-def feature_rank(scores: torch.Tensor) -> torch.Tensor:
-    """Rank ``[B, N]`` of each feature by ``scores`` ``[B, N]``, highest first (0 = top; ties by index)."""
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+def feature_rank(scores: torch.Tensor, tie_break: str = "index", seed: int = 0) -> torch.Tensor:
+    """Rank ``[B, N]`` of each feature by ``scores`` ``[B, N]``, highest first (0 = top).
+
+    Tied scores are ordered by ``tie_break``: ``"index"`` (lower index first), ``"reverse"`` (higher index
+    first: the order of ``np.argsort(scores, kind="stable")[::-1]``, the reference evaluators' ranking) or
+    ``"random"`` (a permutation drawn from a ``torch.Generator`` seeded with ``seed``, the same for every row).
+    """
+    check_choice(tie_break, TIE_BREAKS, "tie_break")
+    n = scores.shape[1]
+    if tie_break == "reverse":
+        order = torch.argsort(scores, dim=1, stable=True).flip(1)
+    elif tie_break == "random":
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(scores.device)
+        order = perm[torch.argsort(scores[:, perm], dim=1, descending=True, stable=True)]
+    else:
+        order = torch.argsort(scores, dim=1, descending=True, stable=True)
     rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    rank.scatter_(1, order, torch.arange(n, device=order.device).expand_as(order))
     return rank
+
+
+def constant_rows(scores: torch.Tensor) -> torch.Tensor:
+    """``[B]`` bool: the row of ``scores`` ``[B, N]`` is constant (a degenerate attribution, e.g. all zero)."""
+    return scores.amax(1) == scores.amin(1)
+
+
+def point_counts(n_features: int, steps: int | None = None, fractions: Sequence[float] | None = None,
+                 counts: str = "exact", device: torch.device | None = None) -> torch.Tensor:
+    """Features perturbed at each point ``[P]`` (long).
+
+    ``steps``: points ``k = 0..steps``; ``counts="exact"`` perturbs ``(k * N) // steps`` features,
+    ``"floor"`` perturbs ``k * (N // steps)`` and all ``N`` at the last point (the reference evaluators'
+    ``int(N / n_iter)`` features per step). ``fractions`` (instead of ``steps``): ``floor(f * N)`` features at
+    each fraction ``f`` in [0, 1].
+    """
+    check_choice(counts, COUNTS, "counts")
+    if (steps is None) == (fractions is None):
+        raise ValueError("steps, fractions: give exactly one of them")
+    if fractions is not None:
+        f = torch.as_tensor(list(fractions), dtype=torch.float64)
+        if f.dim() != 1 or not len(f) or ((f < 0) | (f > 1)).any():
+            raise ValueError(f"fractions: expected fractions in [0, 1], got {list(fractions)!r}")
+        return (f * n_features).floor().long().to(device)
+    check_steps(steps, n_features)
+    k = torch.arange(steps + 1, device=device)
+    if counts == "exact":
+        return (k * n_features) // steps
+    out = k * (n_features // steps)
+    out[-1] = n_features
+    return out
 
 
 def check_steps(steps: int, n_features: int) -> int:
@@ -246,7 +310,8 @@ def target_scores(
     preprocess: Preprocess = None,
     check: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Score ``[R]`` of class ``targets`` ``[R]``: softmax probability or raw output (``score="logit"``).
+    """Score ``[R]`` of class ``targets`` ``[R]``: softmax probability, raw output (``score="logit"``) or
+    ``1.0`` where ``targets`` is the top-1 class, else ``0.0`` (``score="top1"``).
 
     ``check``: class indices to check against the model's number of outputs (``ValueError``).
     """
@@ -258,6 +323,8 @@ def target_scores(
     if check is not None:
         check_targets_range(check, out.shape[1])
     out = out.float()
+    if score == "top1":
+        return (out.argmax(dim=1) == targets).float()
     if score == "softmax":
         out = out.softmax(dim=1)
     return out.gather(1, targets[:, None])[:, 0]
@@ -295,40 +362,59 @@ def curve_scores(
     *,
     order: str,
     domain: str = "pixel",
-    steps: int = 64,
+    steps: int | None = 64,
+    fractions: Sequence[float] | None = None,
+    counts: str = "exact",
     baseline: float | torch.Tensor = 0.0,
     wavelet: str = "haar",
     levels: int = 3,
     mode: str = "reflect",
+    tie_break: str = "index",
+    seed: int = 0,
+    swap_hv: bool = False,
     preprocess: Preprocess = None,
+    postprocess: Postprocess = None,
     batch_size: int = 64,
     score: str = "softmax",
-) -> torch.Tensor:
-    """Scores ``[B, steps + 1]`` along an insertion (``order="insertion"``) or deletion path.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scores ``[B, P]`` along an insertion (``order="insertion"``) or deletion path, the perturbed fraction
+    of each point ``[P]`` and the degenerate-attribution flags ``[B]``.
 
-    Point ``k`` perturbs the ``(k * N) // steps`` top-ranked features: insertion keeps only them (k = 0:
-    everything removed; k = steps: the input), deletion removes them (k = 0: the input).
+    Point ``k`` perturbs the top-ranked ``point_counts(...)[k]`` features (``steps`` points ``0..steps``, or one
+    point per entry of ``fractions``): insertion keeps only them (none: everything removed; all: the input),
+    deletion removes them. Options:
+
+    - ``domain``: ``"pixel"`` (positions, all channels together; removed = ``baseline``, a number or a tensor
+      broadcastable to ``x``) or ``"wavelet"`` (coefficients of ``x``'s own ``wavelet`` / ``levels`` / ``mode``
+      transform; removed = 0; the input rebuilt);
+    - ``tie_break``, ``seed``: the order of tied attributions (:func:`feature_rank`); ``counts``: see
+      :func:`point_counts`; ``swap_hv``: see :meth:`Problem.build`;
+    - ``postprocess``: applied to every point's input (the intact one too, as the reference evaluators do)
+      before ``preprocess``, which maps every input to the model's (e.g. an image model's normalisation);
+    - ``score``: ``"softmax"``, ``"logit"`` or ``"top1"`` (see :func:`target_scores`); ``batch_size``: rows per
+      model call.
     """
     check_choice(order, ("insertion", "deletion"), "order")
     check_choice(score, SCORES, "score")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    problem = Problem.build(x, attribution, domain, baseline, wavelet, levels, mode)
+    problem = Problem.build(x, attribution, domain, baseline, wavelet, levels, mode, tie_break, seed, swap_hv)
     n, device = problem.n_features, problem.x4.device
-    check_steps(steps, n)
+    counts_per_point = point_counts(n, steps, fractions, counts, device)
     batch = problem.x4.shape[0]
     targets = as_targets(y, batch, device)
-    per = steps + 1
+    per = counts_per_point.shape[0]
 
     def make(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        samples, k = rows // per, rows % per
-        count = (k * n) // steps  # features perturbed at this point
+        samples = rows // per
+        count = counts_per_point[rows % per]  # features perturbed at this point
         rank = problem.rank[samples]
         if order == "insertion":
             keep, whole = rank < count[:, None], count == n
         else:
             keep, whole = rank >= count[:, None], count == 0
-        return problem.inputs(samples, keep, whole), targets[samples]
+        inputs = problem.inputs(samples, keep, whole)
+        return (inputs if postprocess is None else postprocess(inputs)), targets[samples]
 
     scores = run_rows(model, batch * per, make, score, preprocess, batch_size, device, targets)
-    return scores.view(batch, per)
+    return scores.view(batch, per), counts_per_point.float() / n, problem.degenerate

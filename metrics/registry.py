@@ -33,12 +33,18 @@ def register(name: str) -> Callable[[F], F]:
 
     def decorate(fn: F) -> F:
         known = _REGISTRY.get(name)
-        if known is not None and (known.__module__, known.__qualname__) != (fn.__module__, fn.__qualname__):
-            raise ValueError(f"name: metric {name!r} is already registered by {known.__module__}")
+        if known is not None and _qualified(known) != _qualified(fn):  # the same function reloaded replaces itself
+            kind = "built-in" if known.__module__.split(".")[0] == __name__.split(".")[0] else "plug-in"
+            raise ValueError(f"name: metric {name!r} of {_qualified(fn)} clashes with the {kind} "
+                             f"{_qualified(known)}; register it under another name")
         _REGISTRY[name] = fn
         return fn
 
     return decorate
+
+
+def _qualified(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def _discover() -> None:
