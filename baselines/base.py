@@ -15,7 +15,6 @@ from torch import nn
 
 from wam.utils import as_targets, check_input, check_targets_range, chunks, input_gradients_only
 
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 ChunkFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,6 +54,11 @@ class Baseline:
         """Method's work on checked ``x [B, C, *spatial]``, ``y [B]`` (long) -> ``x``'s shape."""
         raise NotImplementedError
 
+    def path_baseline(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The start ``x0`` of a path method's integral for inputs ``x`` (its attributions sum to about
+        ``f(x) - f(x0)``: completeness), ``None`` for the other methods."""
+        return None
+
     def per_chunk(self, fn: ChunkFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``fn(x[s], y[s])`` over consecutive chunks ``s`` of <= ``batch_size`` inputs, joined."""
         return torch.cat([fn(x[s], y[s]) for s in chunks(x.shape[0], self.batch_size)])
@@ -84,22 +88,64 @@ def _checked_outputs(model: nn.Module, y: torch.Tensor) -> Iterator[None]:
         handle.remove()
 
 
-def find_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Module]:
-    """``(name, module)``: ``model``'s submodule ``layer`` (dotted name), by default its last conv.
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+                 nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+Reshape = Callable[[torch.Tensor], torch.Tensor]
 
-    The last ``nn.Conv1d/2d/3d`` in ``model.modules()`` order (the last feature map of timm,
-    torchvision and monai CNNs).
+
+def _is_global_pool(module: nn.Module) -> bool:
+    """torch's adaptive pools and timm's ``SelectAdaptivePool2d`` (matched by name: no timm import)."""
+    return isinstance(module, _GLOBAL_POOLS) or type(module).__name__.startswith("SelectAdaptivePool")
+
+
+def last_feature_map(model: nn.Module, x: torch.Tensor) -> str:
+    """Dotted name of the module that outputs ``model``'s last spatial feature map for inputs like ``x``.
+
+    One forward pass of ``x[:1]`` with hooks: among the module outputs shaped like a feature map
+    (``[B, K, *s]``, as many dimensions as ``x``) that are complete before the first global pooling module
+    (torch ``AdaptiveAvg/MaxPool``, timm ``SelectAdaptivePool``) starts, the last one; of the modules that
+    return that very tensor (a block and the stage that ends with it), the outermost. This is the map the
+    head pools: e.g. ``layer4`` of a ResNet (after its last residual add and activation), ``bn2`` of a timm
+    EfficientNet (after the head convolution's batch norm and activation). Models whose last spatial map is
+    a token grid (ViTs) need ``layer=`` and ``reshape=`` (:class:`CamBaseline`).
     """
-    if layer is None:
-        convs = [(n, m) for n, m in model.named_modules() if isinstance(m, _CONVS)]
-        if not convs:
-            raise ValueError(
-                "layer: the model has no nn.Conv1d/Conv2d/Conv3d to take a class activation map "
-                "from; pass layer='dotted.module.name'"
-            )
-        return convs[-1]
+    done: list[tuple[str, torch.Tensor]] = []
+    pooling = [False]
+
+    def on_output(name: str):
+        def hook(module: nn.Module, args: object, out: object) -> None:
+            if not pooling[0] and isinstance(out, torch.Tensor) and out.dim() == x.dim():
+                done.append((name, out))
+        return hook
+
+    def on_pool(module: nn.Module, args: object) -> None:
+        pooling[0] = True
+
+    handles = []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_hook(on_output(name)))
+            if _is_global_pool(module):
+                handles.append(module.register_forward_pre_hook(on_pool))
     try:
-        return layer, model.get_submodule(layer)
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    if not done:
+        raise ValueError(
+            f"layer: found no module output shaped like a feature map [B, K, *s] ({x.dim()} dimensions) before "
+            "the global pooling; pass layer='dotted.module.name' (and reshape= for token maps)"
+        )
+    last = done[-1][1]
+    return [name for name, out in done if out is last][-1]
+
+
+def find_layer(model: nn.Module, layer: str) -> nn.Module:
+    """``model``'s submodule ``layer`` (dotted name); ``ValueError`` naming it when absent."""
+    try:
+        return model.get_submodule(layer)
     except AttributeError:
         raise ValueError(f"layer: the model has no submodule {layer!r}") from None
 
@@ -113,7 +159,7 @@ def upsample_cam(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if cam.dim() != x.dim():
         raise ValueError(
             f"layer: its map [B, K, *s] must have as many spatial dimensions as x "
-            f"{tuple(x.shape)}, got {tuple(cam.shape)}"
+            f"{tuple(x.shape)}, got {tuple(cam.shape)} (token maps need reshape=)"
         )
     if tuple(cam.shape[2:]) != size:
         cam = F.interpolate(cam, size=size, mode=_MODES[len(size)], align_corners=False)
@@ -121,19 +167,57 @@ def upsample_cam(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class CamBaseline(Baseline):
-    """A class activation map on ``layer`` (default: the last convolution; dotted name otherwise).
+    """A class activation map on a layer's feature map ``A [B, K, *s]`` and ``g = d f_y / d A``.
 
-    Subclasses implement ``cam(x, y) -> [B, 1, *s]`` on one chunk; ``explain(x, y)`` returns it
+    ``layer``: dotted module name; by default the model's last spatial feature map
+    (:func:`last_feature_map`, resolved on the first call and kept in ``layer_name``). ``reshape`` maps the
+    layer's output to ``[B, K, *s]`` when it is not one already (a ViT's tokens ``[B, 1 + N, D]`` to its
+    patch grid). Subclasses implement ``cam(acts, grads) -> [b, 1, *s]``; ``explain(x, y)`` returns it
     upsampled to ``x``'s spatial size and repeated over ``x``'s channels: ``[B, C, *spatial]``.
     """
 
-    def __init__(self, model: nn.Module, batch_size: int = 64, *, layer: str | None = None) -> None:
+    def __init__(self, model: nn.Module, batch_size: int = 64, *, layer: str | None = None,
+                 reshape: Reshape | None = None) -> None:
         super().__init__(model, batch_size)
-        self.layer_name, self.layer = find_layer(model, layer)
+        self.layer_name = layer
+        self.layer = None if layer is None else find_layer(model, layer)
+        self.reshape = reshape
 
     def attribute(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.per_chunk(lambda xs, ys: upsample_cam(self.cam(xs, ys), xs), x, y)
+        self.resolve_layer(x)
+        return self.per_chunk(lambda xs, ys: upsample_cam(self.cam(*self.activations_and_gradients(xs, ys)), xs),
+                              x, y)
 
-    def cam(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Map ``[b, 1, *s]`` (>= 0) on the layer's grid for a chunk ``x [b, C, *spatial]``."""
+    def resolve_layer(self, x: torch.Tensor) -> str:
+        """The layer's dotted name, found with :func:`last_feature_map` on ``x`` when not given."""
+        if self.layer is None:
+            self.layer_name = last_feature_map(self.model, x)
+            self.layer = find_layer(self.model, self.layer_name)
+        return self.layer_name
+
+    def activations_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's map ``A [b, K, *s]`` (after ``reshape``) and ``d S_y / d A`` for one chunk."""
+        saved: list[torch.Tensor] = []
+
+        def hook(module: nn.Module, args: object, out: object) -> torch.Tensor:
+            if not isinstance(out, torch.Tensor):
+                raise ValueError(f"layer: {self.layer_name!r} must return a tensor, got {type(out).__name__}")
+            saved.append(out)
+            return out.clone()  # later in-place ops (e.g. ReLU(inplace=True)) leave ``out`` intact
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            logits = self.model(self.leaf(x))  # a leaf that requires grad: the layer's map then does too
+        finally:
+            handle.remove()
+        if not saved:
+            raise ValueError(f"layer: {self.layer_name!r} was not called by the model's forward")
+        (grads,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), saved[-1])
+        acts = saved[-1].detach()
+        if self.reshape is not None:
+            acts, grads = self.reshape(acts), self.reshape(grads)
+        return acts, grads
+
+    def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        """Map ``[b, 1, *s]`` (>= 0) from the layer's map ``acts`` and its gradient ``grads`` ``[b, K, *s]``."""
         raise NotImplementedError

@@ -1,9 +1,14 @@
-"""Grad-CAM (Selvaraju et al., 2017), captum ``LayerGradCam`` on the last convolution by default."""
+"""Grad-CAM (Selvaraju et al., 2017) on the model's last spatial feature map by default.
+
+Computed from the layer's activations and gradients (:class:`~baselines.base.CamBaseline`), so that token
+maps (ViTs, through ``reshape``) work too; equal to captum's ``LayerGradCam`` on convolutional layers
+(``tests/baselines/test_cam_methods.py``).
+"""
 
 from __future__ import annotations
 
 import torch
-from captum.attr import LayerGradCam
+import torch.nn.functional as F
 
 from baselines.base import CamBaseline
 from baselines.registry import register
@@ -11,13 +16,13 @@ from baselines.registry import register
 
 @register("gradcam")
 class GradCAM(CamBaseline):
-    """``ReLU(sum_k mean(d f_y / d A_k) A_k)`` on ``layer``'s map ``A [B, K, *s]``.
+    """``ReLU(sum_k mean_s(d f_y / d A_k) A_k)`` on ``layer``'s map ``A [B, K, *s]``.
 
     Upsampled (bi/trilinear, ``align_corners=False``) to ``x``'s spatial size and repeated over its
     channels: ``explain(x [B, C, *spatial], y [B]) -> [B, C, *spatial]``. ``layer``: dotted module
-    name, by default the model's last ``nn.Conv1d/2d/3d``.
+    name, by default the model's last spatial feature map (:func:`baselines.base.last_feature_map`).
     """
 
-    def cam(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        method = LayerGradCam(self.model, self.layer)
-        return method.attribute(x, target=y, relu_attributions=True)
+    def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        weights = grads.flatten(2).mean(2).reshape(*grads.shape[:2], *[1] * (grads.dim() - 2))
+        return F.relu((weights * acts).sum(1, keepdim=True))

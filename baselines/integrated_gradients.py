@@ -40,17 +40,17 @@ class IntegratedGradients(Baseline):
             raise ValueError(f"n_steps: expected an integer >= 2, got {n_steps!r}")
         self.n_steps, self.baseline = n_steps, baseline
 
+    def path_baseline(self, x: torch.Tensor) -> torch.Tensor:
+        """``x0`` broadcast to ``x``'s shape (``baseline`` as given, a number or a tensor)."""
+        return torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
+
     def attribute(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         method = _IntegratedGradients(self.model)
+
         def one(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-            x0 = self.baseline
-            if isinstance(x0, torch.Tensor):
-                x0 = x0.to(xs.device, xs.dtype).expand_as(xs)
-            else:
-                x0 = float(x0)
             return method.attribute(
                 xs,
-                baselines=x0,
+                baselines=self.path_baseline(xs),
                 target=ys,
                 n_steps=self.n_steps,
                 method="riemann_trapezoid",

@@ -248,6 +248,14 @@ class WAM:
         """Captum-style entry point: the pixel-domain :meth:`Explanation.heatmap` ``[B, *spatial]``."""
         return self(inputs, target).heatmap()
 
+    def path_baseline(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The start ``x0`` of the integrated path for inputs ``x`` (``method="integrated"``), else ``None``.
+
+        Completeness: the attributions (:attr:`Explanation.grads`) of ``x`` sum to about
+        ``f(x) - f(x0)`` (exactly as ``n_samples`` grows).
+        """
+        return self._baseline(x.detach()) if self.method == "integrated" else None
+
     # -- internals --------------------------------------------------------------------------------
 
     def _baseline(self, x: torch.Tensor) -> torch.Tensor:

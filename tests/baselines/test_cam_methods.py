@@ -93,22 +93,24 @@ def test_gradcampp_zero_gradient_gives_zero_map_not_nan():
     assert torch.equal(a, torch.zeros_like(a))
 
 
-def test_default_layer_is_the_last_conv_and_layer_overrides(image_model, image_batch):
+def test_default_layer_is_the_last_feature_map_and_layer_overrides(image_model, image_batch):
     x, y = image_batch
     explain = baselines.get("gradcam", image_model)
-    assert explain.layer_name == "features.2"
+    assert explain.resolve_layer(x) == "features"  # after the last ReLU: the map the head pools
     first = baselines.get("gradcam", image_model, layer="features.0")
     assert first.layer is image_model.features[0]
     assert first(x, y).shape == x.shape
     assert not torch.allclose(first(x, y), explain(x, y))
 
 
-def test_gradcam_matches_captum_on_the_tiny_cnn(image_model, image_batch):
+@pytest.mark.parametrize("layer", ["features.2", "features"])  # a convolution; the default (after ReLU)
+def test_gradcam_matches_captum_on_the_tiny_cnn(image_model, image_batch, layer):
     from captum.attr import LayerAttribution, LayerGradCam
 
     x, y = image_batch
-    cam = LayerGradCam(image_model, image_model.features[2]).attribute(
+    cam = LayerGradCam(image_model, image_model.get_submodule(layer)).attribute(
         x, target=y, relu_attributions=True
     )
     expected = LayerAttribution.interpolate(cam, x.shape[2:], "bilinear").expand_as(x)
-    torch.testing.assert_close(baselines.get("gradcam", image_model)(x, y), expected)
+    ours = baselines.get("gradcam", image_model, layer=None if layer == "features" else layer)(x, y)
+    torch.testing.assert_close(ours, expected)
