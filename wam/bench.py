@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from wam.explainer import WAM
+from wam.perturbation import optimize_mask
 from wam.utils import chunks, input_gradients_only, pick_device
 
 COLUMNS = ["benchmark", "variant", "device", "seconds", "reference_seconds", "ratio"]
@@ -76,6 +77,20 @@ def wam_vs_floor(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return ratio_row(name, f"{method} n={n_samples} B={x.shape[0]} {tuple(x.shape[1:])}", x.device, seconds, reference)
 
 
+def perturbation_vs_floor(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, ndim: int,
+                          alphas: list[float], steps: int, batch_size: int, repeats: int = 3) -> dict:
+    """One benchmark row: :func:`wam.perturbation.optimize_mask` on ``B x A`` rows for ``steps`` steps against
+    the gradient floor on ``B x A x steps`` inputs, sent ``min(batch_size, B x A)`` at a time (the batch of one
+    optimisation step)."""
+    rows = x.shape[0] * len(alphas)
+    seconds = best_time(lambda: optimize_mask(model, x, y, ndim, alphas, steps=steps, batch_size=batch_size),
+                        repeats, x.device)
+    reference = best_time(lambda: gradient_floor(model, x, y, rows * steps, min(batch_size, rows)), repeats,
+                          x.device)
+    return ratio_row(name, f"steps={steps} A={len(alphas)} B={x.shape[0]} {tuple(x.shape[1:])}", x.device,
+                     seconds, reference)
+
+
 def cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.Tensor, int]]:
     """(name, model, input batch, ndim) for each modality, at the requested scale."""
     import timm
@@ -114,8 +129,10 @@ def run(scale: str = "small", device: str = "auto", repeats: int = 3, batch_size
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    """The command line (``python -m wam.bench``; ``wam bench`` passes ``prog="wam bench"``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=["small", "paper"], default="small")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--repeats", type=int, default=3)

@@ -1,0 +1,259 @@
+"""Meaningful perturbation in the wavelet domain (Fong & Vedaldi, 2017, carried to ``z = W(x)``).
+
+A mask ``m`` in ``[0, 1]`` over the wavelet coefficients ``z`` of an input is optimised with NAdam, starting
+from ``m0 = 1``, for each penalty weight ``alpha``:
+
+- ``game="preserve"``: minimise ``-f_c(W^-1(z * m)) + alpha * ||m||_1 / N`` (the smallest mask that keeps the
+  class score);
+- ``game="delete"``:   minimise ``f_c(W^-1(z * m)) + alpha * ||1 - m||_1 / N`` (the smallest removal that
+  destroys it),
+
+``f_c`` the model's logit of class ``c`` and ``N`` the number of coefficients of one input (every band and
+channel: one mask value per coefficient). The mask is the parameter itself, projected onto the box after each
+step (``m <- clamp(m, 0, 1)``: projected NAdam, no sigmoid), so ``||m||_1 = sum(m)`` and the box optimum of a
+linear model is reached exactly: keep coefficient ``k`` (preserve) iff its contribution ``c_k = z_k d f / d z_k``
+exceeds ``alpha / N``; delete it (delete game) iff ``c_k > alpha / N``.
+
+Every ``(input, alpha)`` pair is one row of one batch: the rows are optimised together, ``batch_size`` rows at
+a time, each row with its own parameters. NAdam is elementwise and its state (step, momentum product) is the
+same for every row, so splitting the rows into chunks changes nothing: the result does not depend on
+``batch_size`` (nor on the other inputs of the batch, with the model in ``eval()`` mode). Nothing is random.
+
+Example::
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from wam.perturbation import optimize_mask
+    >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
+    >>> result = optimize_mask(model, torch.rand(2, 3, 32, 32), [1, 7], ndim=2, alphas=[0.0, 10.0], steps=20)
+    >>> result.mask.shape, result.sparsity.shape, result.loss.shape        # N = 3 * 32 * 32 coefficients
+    (torch.Size([2, 2, 3072]), torch.Size([2, 2]), torch.Size([20, 2, 2]))
+    >>> result.minimal().shape, result.dyadic().shape, result.level_mass().shape
+    (torch.Size([2, 2, 3, 32, 32]), torch.Size([2, 2, 32, 32]), torch.Size([2, 2, 4]))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from wam import transform
+from wam.explainer import _LAYOUTS, DEFAULT_MODE
+from wam.utils import as_targets, check_input, check_targets_range, chunks, input_gradients_only
+
+GAMES = ("preserve", "delete")
+
+
+def _unflatten(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
+    """Cut ``[R, N]`` into per-band tensors ``[R, *shape]`` (``shapes``: ``(C, *band)`` in ``bands`` order)."""
+    sizes = [math.prod(s) for s in shapes]
+    return [part.reshape(flat.shape[0], *s) for part, s in zip(flat.split(sizes, dim=1), shapes, strict=True)]
+
+
+@dataclass
+class MaskResult:
+    """Optimised masks of ``B`` inputs for ``A`` penalty weights (rows ``[B, A]``).
+
+    The masks are kept flat: ``mask[b, a]`` holds one value per coefficient of input ``b``, ``N`` of them, in
+    :func:`wam.transform.bands` order (approximation, then each level's details, coarsest to finest; within a
+    band channel-major, then the band's own layout). :meth:`bands`, :meth:`coefficients`, :meth:`minimal`,
+    :meth:`level_mass` and :meth:`dyadic` give the other views.
+
+    Attributes:
+        mask: ``[B, A, N]`` the final masks, in ``[0, 1]``.
+        coeffs: ``[B, N]`` the input's coefficients ``z`` (same order).
+        shapes: ``(C, *band)`` of each band.
+        alphas: ``[A]`` the penalty weights.
+        logits: ``[B, A]`` final ``f_c(W^-1(z * m))``; ``probs`` ``[B, A]`` its softmax probability;
+            ``predicted`` ``[B, A]`` the top-1 class of the masked input.
+        sparsity: ``[B, A]`` fraction of coefficients with ``m < 0.5``.
+        loss: ``[steps, B, A]`` the objective of every row before each NAdam step.
+    """
+
+    mask: torch.Tensor
+    coeffs: torch.Tensor
+    shapes: list[tuple[int, ...]]
+    alphas: torch.Tensor
+    logits: torch.Tensor
+    probs: torch.Tensor
+    predicted: torch.Tensor
+    sparsity: torch.Tensor
+    loss: torch.Tensor
+    ndim: int
+    wavelet: str
+    size: tuple[int, ...]
+    game: str
+    squeeze_channel: bool = False
+
+    @property
+    def levels(self) -> int:
+        return (len(self.shapes) - 1) // len(transform.level_keys(self.ndim))
+
+    def bands(self) -> list[torch.Tensor]:
+        """The masks per band ``[B, A, C, *band]`` in :func:`wam.transform.bands` order."""
+        b, a, n = self.mask.shape
+        return [m.reshape(b, a, *m.shape[1:]) for m in _unflatten(self.mask.reshape(b * a, n), self.shapes)]
+
+    def coefficients(self, alpha_index: int) -> transform.Coeffs:
+        """The masks of penalty ``alphas[alpha_index]`` in ptwt's nested structure (tensors ``[B, C, *band]``)."""
+        return transform.unbands([m[:, alpha_index] for m in self.bands()], self.ndim)
+
+    def minimal(self) -> torch.Tensor:
+        """The masked inputs ``W^-1(z * m)`` ``[B, A, C, *size]`` (1D inputs given as ``[B, T]``: ``[B, A, T]``)."""
+        b, a, n = self.mask.shape
+        masked = (self.coeffs[:, None] * self.mask).reshape(b * a, n)
+        x = transform.waverec(transform.unbands(_unflatten(masked, self.shapes), self.ndim), self.ndim,
+                              self.wavelet, self.size)
+        x = x.reshape(b, a, *x.shape[1:])
+        return x[:, :, 0] if self.squeeze_channel else x
+
+    def level_mass(self) -> torch.Tensor:
+        """Mean mask per level ``[B, A, levels + 1]``: ``sum of m over the level's coefficients / their number``
+        (every detail band and channel of the level), finest level first, the approximation last."""
+        per_level = len(transform.level_keys(self.ndim))
+        bands = self.bands()
+        out = []
+        for start in range(len(bands) - per_level, 0, -per_level):  # finest first
+            level = bands[start : start + per_level]
+            out.append(sum(m.flatten(2).sum(2) for m in level) / sum(m[0, 0].numel() for m in level))
+        out.append(bands[0].flatten(2).mean(2))
+        return torch.stack(out, dim=2)
+
+    def dyadic(self) -> torch.Tensor:
+        """The masks tiled like WAM's dyadic map ``[B, A, *size]`` (mean over channels, no normalisation)."""
+        b, a = self.mask.shape[:2]
+        maps = [m.mean(2).reshape(b * a, *m.shape[3:]) for m in self.bands()]
+        tiled = transform.tile(maps, self.ndim, self.size)
+        return tiled.reshape(b, a, *tiled.shape[1:])
+
+
+def _check_alphas(alphas: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    try:
+        values = torch.as_tensor(alphas, dtype=like.dtype, device=like.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"alphas: expected a sequence of non-negative numbers, got {alphas!r}") from err
+    if values.numel() == 0:
+        raise ValueError("alphas: expected at least one penalty weight, got an empty sequence")
+    if not torch.isfinite(values).all() or (values < 0).any():
+        raise ValueError(f"alphas: expected finite non-negative numbers, got {values.tolist()}")
+    return values
+
+
+def optimize_mask(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: int | Sequence[int] | torch.Tensor,
+    ndim: int,
+    alphas: Sequence[float] | torch.Tensor,
+    steps: int = 500,
+    lr: float = 0.1,
+    game: str = "preserve",
+    wavelet: str = "haar",
+    levels: int = 3,
+    mode: str | None = None,
+    batch_size: int = 64,
+    seed: int = 42,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> MaskResult:
+    """Optimise a wavelet-domain mask for every ``(input, alpha)`` pair (see the module docstring).
+
+    Args:
+        model: classifier returning logits ``[R, n_classes]`` (put it in ``eval()`` mode yourself); its
+            parameters never get gradients.
+        x: 1D ``[B, T]`` or ``[B, C, T]``; 2D ``[B, C, H, W]``; 3D ``[B, C, D, H, W]``.
+        y: class indices ``[B]`` (or one int for all).
+        ndim: number of spatial dimensions (1, 2 or 3).
+        alphas: ``A`` non-negative penalty weights (the paper sweeps [0, 100]).
+        steps: NAdam steps (the paper: 500); ``lr`` its learning rate.
+        game: ``"preserve"`` or ``"delete"``.
+        wavelet, levels, mode: the transform, as in :class:`wam.WAM` (``mode=None``: ``reflect`` for 1D and 2D,
+            ``symmetric`` for 3D).
+        batch_size: rows (inputs x alphas) optimised at once.
+        seed: kept for a signature uniform with :class:`wam.WAM`; the optimisation draws no random number
+            (``m0 = 1``), so it does not change the result.
+        preprocess: applied to the rebuilt input before the model (e.g. waveform -> log-mel), as in WAM.
+        progress: show a progress bar over row-steps.
+
+    Returns:
+        :class:`MaskResult` (masks ``[B, A, N]``, final logits / probabilities / top-1 ``[B, A]``, sparsity
+        ``[B, A]``, loss trace ``[steps, B, A]``).
+    """
+    del seed  # deterministic: documented above
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
+    if game not in GAMES:
+        raise ValueError(f"game: expected one of {GAMES}, got {game!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    if not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    squeeze = ndim == 1 and isinstance(x, torch.Tensor) and x.dim() == 2
+    x = check_input(x, (ndim + 1, ndim + 2) if ndim == 1 else (ndim + 2,), layout=_LAYOUTS[ndim])
+    x = (x.unsqueeze(1) if squeeze else x).detach()
+    alpha = _check_alphas(alphas, x)
+    wavelet = transform.check_wavelet(wavelet).name
+    mode = transform.check_mode(mode or DEFAULT_MODE[ndim])
+    size = tuple(x.shape[2:])
+    transform.check_levels(levels, size, wavelet)
+    n_inputs, n_alphas = x.shape[0], alpha.numel()
+    y = as_targets(y, n_inputs, x.device)
+
+    z_bands = transform.bands(transform.wavedec(x, ndim, wavelet, levels, mode))
+    shapes = [tuple(b.shape[1:]) for b in z_bands]
+    z = torch.cat([b.flatten(1) for b in z_bands], dim=1)  # [B, N]
+    total = n_inputs * n_alphas  # row r = (input r // A, alpha r % A)
+    mask = z.new_empty(total, z.shape[1])
+    logits, probs = z.new_empty(total), z.new_empty(total)
+    predicted = torch.empty(total, dtype=torch.long, device=x.device)
+    loss = z.new_empty(steps, total)
+    sign = -1.0 if game == "preserve" else 1.0
+
+    def class_logits(m: torch.Tensor, zr: torch.Tensor) -> torch.Tensor:
+        rebuilt = transform.waverec(transform.unbands(_unflatten(zr * m, shapes), ndim), ndim, wavelet, size)
+        out = model(preprocess(rebuilt) if preprocess is not None else rebuilt)
+        if out.dim() != 2:
+            raise ValueError(f"model: expected logits [B, n_classes], got shape {tuple(out.shape)}")
+        return out
+
+    bar = tqdm(total=total * steps, disable=not progress, desc=f"mask ({game})", unit="row-step")
+    with input_gradients_only(model), torch.enable_grad():
+        for rows in chunks(total, batch_size):
+            idx = torch.arange(rows.start, rows.stop, device=x.device)
+            zr, yr, ar = z[idx // n_alphas], y[idx // n_alphas], alpha[idx % n_alphas]
+            m = torch.ones_like(zr).requires_grad_(True)
+            optimizer = torch.optim.NAdam([m], lr=lr)
+            for step in range(steps):
+                out = class_logits(m, zr)
+                if step == 0:
+                    check_targets_range(yr, out.shape[1])
+                penalty = m.mean(1) if game == "preserve" else (1 - m).mean(1)  # ||.||_1 / N (m in [0, 1])
+                objective = sign * out.gather(1, yr[:, None])[:, 0] + ar * penalty
+                (m.grad,) = torch.autograd.grad(objective.sum(), m)
+                optimizer.step()
+                with torch.no_grad():
+                    m.clamp_(0.0, 1.0)
+                loss[step, rows] = objective.detach()
+                bar.update(rows.stop - rows.start)
+            with torch.no_grad():
+                out = class_logits(m, zr)
+                logits[rows] = out.gather(1, yr[:, None])[:, 0]
+                probs[rows] = out.softmax(1).gather(1, yr[:, None])[:, 0]
+                predicted[rows] = out.argmax(1)
+                mask[rows] = m.detach()
+    bar.close()
+    if not torch.isfinite(logits).all():
+        raise ValueError("model: returned non-finite logits for a masked input")
+    shape = (n_inputs, n_alphas)
+    return MaskResult(
+        mask=mask.reshape(*shape, -1), coeffs=z, shapes=shapes, alphas=alpha, logits=logits.reshape(shape),
+        probs=probs.reshape(shape), predicted=predicted.reshape(shape),
+        sparsity=(mask < 0.5).to(z.dtype).mean(1).reshape(shape), loss=loss.reshape(steps, *shape),
+        ndim=ndim, wavelet=wavelet, size=size, game=game, squeeze_channel=squeeze)
