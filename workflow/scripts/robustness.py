@@ -1,0 +1,480 @@
+"""The ``robustness`` target: which wavelet scales each model relies on, and how robust it is (the paper's
+robustness section).
+
+For every model of ``robustness.models``:
+
+- **scale shares** (per explained image, per WAM method of ``robustness.methods``): the raw WAM importance of each
+  wavelet level, finest first, and of the approximation, normalised to sum to 1. With ``a`` the attribution of
+  every coefficient (WAM-SG: the mean gradient over noisy copies; WAM-IG: ``(z - z0)`` times the path integral),
+  the importance of a band is ``sum |mean_c a|`` over its coefficients (``Explanation.band_maps(normalize=False)``,
+  not the per-band normalised maps, which would erase the relative size of the levels), and the importance of a
+  level the sum over its detail bands (``wam.transform.band_levels``). ``share_l = importance_l / sum of all``;
+  shares are >= 0 and sum to 1 (an image whose attribution is exactly zero everywhere is an error, not a NaN);
+- **accuracy**: clean top-1, and robust top-1 under an untargeted L-inf PGD attack (ART
+  ``ProjectedGradientDescentPyTorch``; ``robustness.attack``: ``epsilon``, ``step_size``, ``steps``,
+  ``random_init``) on inputs in [0, 1];
+- across models: the **Spearman** correlation between robust accuracy and the coarse-scale share (approximation +
+  coarsest level), per method, stated in the table captions and stored in the CSV.
+
+Data (``robustness.data``): ``textures`` (the offline texture/region set of :mod:`workflow.scripts.textures`;
+accuracy on its whole test split, shares on ``n_inputs`` class-balanced test crops), or the key of an images data
+set of ``datasets`` (paper: ``images``, the 1,000 ImageNet validation images of Table 1 with RobustBench's
+``Res256Crop224`` preprocessing, in [0, 1]; accuracy and shares on the same images).
+
+Models: trained by the DAG on the offline set (:func:`workflow.scripts.robust_training.train`, one of ``erm``,
+``madry``, ``fast``, ``free``), or a torchvision ResNet-50 checkpoint named by ``robustbench``, ``url`` or ``path``
+(:func:`workflow.scripts.robust_training.fetch`: cached under ``{resources}/robustness/checkpoints/``, sha256-verified).
+
+Outputs (atomic, each with a ``.provenance.json`` sidecar) under ``results/{name}/``::
+
+    robustness/data.json                   the prepared data (offline set) and its provenance
+    robustness/models/{model}.pt           trained weights, or a verified reference to a cached checkpoint
+    robustness/scores/{model}.csv          per image: model, method, sample_id, target, level, value (the share)
+    robustness/scores/{model}.json         clean and robust accuracy, attack, seconds
+    tables/robustness_scales.{csv,md,tex}  per model and method: accuracies and each level's mean share with a
+                                           bootstrap 95 % interval; the Spearman value per method
+    figures/robustness_scales.png          grouped bars (one colour per model), one panel per method
+
+CLI: ``python -m workflow.scripts.robustness {prepare,model,evaluate,table} --config results/NAME/config.json ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wam import WAM, Explanation, transform
+from wam.utils import pick_device
+from workflow.scripts import datasets, io, models, robust_training, textures
+from workflow.scripts.tables import summarise
+
+TEXTURES = "textures"
+CHECKPOINT_SOURCES = ("robustbench", "url", "path")
+DEFAULT_ATTACK = {"random_init": True}
+DEFAULT_TRAINING = {"epochs": 10, "batch_size": 32, "lr": 0.003, "seed": 0, "steps": 3, "step_size": None,
+                    "replay": 4, "width": 16}
+IMAGE_PREPROCESSING = "timm:resnet50.tv_in1k"  # Resize(256, bilinear) + CenterCrop(224): RobustBench's Res256Crop224
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def settings(config: dict) -> dict:
+    """The ``robustness`` section checked and completed with its defaults.
+
+    Bad values raise ``ValueError`` naming the key (``robustness.attack.epsilon``, ``robustness.models.X.training``,
+    ``robustness.models.X.path`` ...).
+    """
+    if "robustness" not in config:
+        raise ValueError("robustness: section missing from the configuration")
+    section = dict(config["robustness"])
+    data = section.get("data", TEXTURES)
+    if data != TEXTURES:
+        spec = config.get("datasets", {}).get(data)
+        if spec is None or spec.get("modality") != "images":
+            raise ValueError(f"robustness.data: expected {TEXTURES!r} or the key of an images data set of "
+                             f"`datasets`, got {data!r}")
+    attack = {**DEFAULT_ATTACK, **section.get("attack", {})}
+    for key in ("epsilon", "step_size", "steps"):
+        if key not in attack:
+            raise ValueError(f"robustness.attack.{key}: required")
+    if not float(attack["epsilon"]) >= 0:
+        raise ValueError(f"robustness.attack.epsilon: must be >= 0 (L-inf radius on inputs in [0, 1]), "
+                         f"got {attack['epsilon']!r}")
+    if not float(attack["step_size"]) > 0 or int(attack["steps"]) < 0:
+        raise ValueError(f"robustness.attack: step_size must be > 0 and steps >= 0, got {attack['step_size']!r}, "
+                         f"{attack['steps']!r}")
+    methods = section.get("methods", [])
+    if not methods:
+        raise ValueError("robustness.methods: expected at least one WAM method of `methods`")
+    wam_methods = [k for k, v in config.get("methods", {}).items() if v.get("kind") == "wam"]
+    for m in methods:
+        if m not in wam_methods:
+            raise ValueError(f"robustness.methods: {m!r} is not a WAM entry of `methods` (those: {wam_methods})")
+    training = {**DEFAULT_TRAINING, **section.get("training", {})}
+    if training["step_size"] is None:
+        training["step_size"] = 2.5 * float(attack["epsilon"]) / max(1, int(training["steps"]))
+    entries = section.get("models", {})
+    if not entries:
+        raise ValueError("robustness.models: expected at least one model")
+    for name, entry in entries.items():
+        check_model(name, entry, data)
+    wavelet = section.get("wavelet") or config["wavelet"]["images"]
+    return {**section, "data": data, "attack": attack, "methods": list(methods), "training": training,
+            "models": entries, "wavelet": wavelet, "n_inputs": section.get("n_inputs"),
+            "batch_size": int(section.get("batch_size", 64))}
+
+
+def check_model(name: str, entry: dict, data: str) -> None:
+    """One entry of ``robustness.models``: a known ``training`` kind, at most one checkpoint source, an existing
+    ``path``; a model without a checkpoint is trained, which needs the offline set."""
+    key = f"robustness.models.{name}"
+    kind = entry.get("training")
+    if kind not in robust_training.KINDS:
+        raise ValueError(f"{key}.training: unknown training kind {kind!r}; expected one of {robust_training.KINDS}")
+    sources = [s for s in CHECKPOINT_SOURCES if entry.get(s)]
+    if len(sources) > 1:
+        raise ValueError(f"{key}: give one of {CHECKPOINT_SOURCES}, got {sources}")
+    if "robustbench" in sources and entry["robustbench"] not in robust_training.ROBUSTBENCH:
+        raise ValueError(f"{key}.robustbench: {entry['robustbench']!r} not in {sorted(robust_training.ROBUSTBENCH)}")
+    if "path" in sources and not Path(entry["path"]).is_file():
+        raise ValueError(f"{key}.path: checkpoint file {entry['path']} not found")
+    if not sources and data != TEXTURES:
+        raise ValueError(f"{key}: no checkpoint ({', '.join(CHECKPOINT_SOURCES)}); only models of the offline "
+                         f"set ({TEXTURES}) are trained by the workflow")
+
+
+def model_order(rb: dict) -> list[str]:
+    """Model names in table order: by training kind (``erm, madry, fast, free``), then by name (the resolved
+    config file that the stages read has its keys sorted, so the YAML order is not available)."""
+    return sorted(rb["models"], key=lambda m: (robust_training.KINDS.index(rb["models"][m]["training"]), m))
+
+
+def level_names(levels: int) -> list[str]:
+    """Column names of the shares, finest first: ``level1 .. level{levels}, approx``."""
+    return [f"level{i}" for i in range(1, levels + 1)] + ["approx"]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def prepare(config: dict, out: Path) -> None:
+    """Write the offline set (``robustness.data: textures``) under ``resources`` and record it in ``out``."""
+    rb = settings(config)
+    if rb["data"] != TEXTURES:
+        raise ValueError(f"robustness.data: {rb['data']!r} is prepared by the prepare_data rule, not here")
+    path = textures.prepare(config["resources"])
+    io.write_json(out, {"file": str(path), "sha256": io.file_digest(path),
+                        "provenance": io.provenance(stage="robustness_prepare")})
+
+
+def evaluation_data(config: dict) -> tuple[datasets.Split, datasets.Split]:
+    """``(accuracy set, explained set)``, images in [0, 1] ``[N, C, H, W]``."""
+    rb = settings(config)
+    resources = Path(config["resources"])
+    if rb["data"] == TEXTURES:
+        test = textures.load(resources, "test")
+        n = rb["n_inputs"] or len(test)
+        idx = datasets.balanced_subset(test.y, int(n), config["seed"])
+        t = torch.as_tensor(idx)
+        return test, datasets.Split(test.x[t], test.y[t], [test.ids[i] for i in idx], test.n_classes,
+                                    test.class_names)
+    spec = {**config["datasets"][rb["data"]], "models": [IMAGE_PREPROCESSING], "seed": config["seed"]}
+    if rb["n_inputs"]:
+        spec["n_inputs"] = rb["n_inputs"]
+    split = datasets.load(spec, "test", resources, key=rb["data"])
+    data_cfg = models.data_config(IMAGE_PREPROCESSING)
+    mean, std = (torch.tensor(data_cfg[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+    x = (split.x * std + mean).clamp(0, 1)  # undo timm's Normalize: the models normalise themselves
+    split = datasets.Split(x, split.y, split.ids, split.n_classes, split.class_names)
+    return split, split
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_model(config: dict, name: str, out: Path) -> dict:
+    """Train model ``name`` on the offline set, or fetch its checkpoint; write ``out`` (see module doc)."""
+    rb = settings(config)
+    entry = rb["models"][name]
+    key = f"robustness.models.{name}"
+    device = pick_device(config["device"])
+    start, cpu = time.perf_counter(), time.process_time()
+    source = next((s for s in CHECKPOINT_SOURCES if entry.get(s)), None)
+    if source is None:
+        tr = rb["training"]
+        train = textures.load(config["resources"], "train")
+        kwargs = {"n_classes": train.n_classes, "in_channels": int(train.x.shape[1]), "width": int(tr["width"])}
+        torch.manual_seed(int(tr["seed"]))
+        model = robust_training.build("texture_cnn", **kwargs)
+        robust_training.train(model, train.x, train.y, train.n_classes, entry["training"],
+                              epsilon=float(rb["attack"]["epsilon"]), step_size=float(tr["step_size"]),
+                              steps=int(tr["steps"]), epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
+                              lr=float(tr["lr"]), seed=int(tr["seed"]), replay=int(tr["replay"]), device=device,
+                              key=f"{key}.training")
+        meta = {"source": "trained", "training": entry["training"], "settings": tr,
+                "epsilon": rb["attack"]["epsilon"], "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu}
+        robust_training.save(out, "texture_cnn", kwargs, meta, model=model.cpu())
+    else:
+        if source == "path":
+            path, digest = Path(entry["path"]), io.file_digest(entry["path"])
+            if entry.get("sha256") and digest != entry["sha256"]:
+                raise ValueError(f"{key}.sha256: {path} has sha256 {digest}, expected {entry['sha256']}")
+        else:
+            url = robust_training.ROBUSTBENCH[entry["robustbench"]] if source == "robustbench" else entry["url"]
+            cache = Path(config["resources"]) / "robustness" / "checkpoints" / f"{name}.pt"
+            path, digest = robust_training.fetch(url, cache, entry.get("sha256"), key)
+        robust_training.resnet50_state_dict(path, key)  # fails now, naming the entry, if it is no ResNet-50
+        meta = {"source": source, "training": entry["training"], "checkpoint": str(path), "sha256": digest,
+                "pinned": bool(entry.get("sha256")), "seconds": time.perf_counter() - start}
+        robust_training.save(out, "resnet50", {}, meta, weights={"path": str(path), "sha256": digest})
+    io.write_json(Path(f"{out}.provenance.json"), io.provenance(stage="robustness_model", model=name, entry=entry,
+                                                               device_used=str(device), **meta))
+    return meta
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def scale_shares(expl: Explanation) -> torch.Tensor:
+    """Share of the raw WAM importance per level, finest first, then the approximation: ``[B, levels + 1]``.
+
+    ``importance(band) = sum |mean_c attribution|`` over the band (``band_maps(normalize=False)``), summed per level
+    (``transform.band_levels``). Each row is >= 0 and sums to 1; a row of zero importance raises ``ValueError``.
+    """
+    if expl.reference_maps is not None:
+        raise ValueError("expl: scale shares need raw magnitudes; explain with aggregation='paper'")
+    maps = expl.band_maps(normalize=False)
+    levels = transform.band_levels(len(maps), expl.ndim)
+    n_levels = expl.levels
+    importance = maps[0].new_zeros(maps[0].shape[0], n_levels + 1)
+    for i, (band, level) in enumerate(zip(maps, levels, strict=True)):
+        importance[:, n_levels if i == 0 else level - 1] += band.flatten(1).sum(1)
+    total = importance.sum(1, keepdim=True)
+    if not (total > 0).all():
+        bad = torch.nonzero(total[:, 0] <= 0).flatten().tolist()
+        raise ValueError(f"expl: zero WAM importance for samples {bad}; their scale shares are undefined")
+    return importance / total
+
+
+def explain_shares(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, method: str
+                   ) -> torch.Tensor:
+    """Scale shares ``[N, levels + 1]`` (CPU) of ``model`` on ``x`` for ``y`` with the WAM entry ``method``."""
+    rb = settings(config)
+    options = {**config["methods"][method].get("options", {}), "aggregation": "paper"}
+    device = next(model.parameters()).device
+    explainer = WAM(model, ndim=2, batch_size=rb["batch_size"], seed=config["seed"], **rb["wavelet"], **options)
+    return scale_shares(explainer(x.to(device), y.to(device))).cpu()
+
+
+def accuracies(config: dict, model: torch.nn.Module, split: datasets.Split) -> dict:
+    """Clean and PGD accuracy of ``model`` on ``split`` (``robustness.attack``)."""
+    rb = settings(config)
+    attack, bs = rb["attack"], rb["batch_size"]
+    clean = robust_training.predict(model, split.x, bs) == split.y
+    adv = robust_training.pgd(model, split.x, split.y, split.n_classes, epsilon=float(attack["epsilon"]),
+                              step_size=float(attack["step_size"]), steps=int(attack["steps"]), batch_size=bs,
+                              seed=config["seed"], random_init=bool(attack["random_init"]))
+    robust = robust_training.predict(model, adv, bs) == split.y
+    return {"clean_accuracy": clean.float().mean().item(), "robust_accuracy": robust.float().mean().item(),
+            "n_accuracy": len(split), "attack": attack}
+
+
+def evaluate(config: dict, name: str, model_path: Path, scores: Path, summary: Path) -> None:
+    """Accuracies and per-image scale shares of model ``name``: ``scores`` (CSV) and ``summary`` (JSON)."""
+    rb = settings(config)
+    device = pick_device(config["device"])
+    torch.manual_seed(config["seed"])
+    start, cpu = time.perf_counter(), time.process_time()
+    model, meta = robust_training.load(model_path)
+    model = model.to(device).eval()
+    acc_split, explained = evaluation_data(config)
+    result = accuracies(config, model, acc_split)
+    names = level_names(rb["wavelet"]["levels"])
+    rows = []
+    for method in rb["methods"]:
+        shares = explain_shares(config, model, explained.x, explained.y, method)
+        for i, sample in enumerate(explained.ids):
+            rows += [(name, method, sample, int(explained.y[i]), level, float(shares[i, j]))
+                     for j, level in enumerate(names)]
+    frame = pd.DataFrame(rows, columns=["model", "method", "sample_id", "target", "level", "value"])
+    io.write_csv(frame, scores)
+    seconds = time.perf_counter() - start
+    io.write_json(summary, {**result, "model": name, "training": rb["models"][name]["training"],
+                            "n_explained": len(explained), "seconds": seconds,
+                            "cpu_seconds": time.process_time() - cpu})
+    for path in (scores, summary):
+        io.write_json(Path(f"{path}.provenance.json"), io.provenance(
+            stage="robustness_evaluate", model=name, model_meta=meta, robustness=config["robustness"],
+            methods={m: config["methods"][m] for m in rb["methods"]}, seed=config["seed"],
+            device_used=str(device), seconds=seconds))
+
+
+# ----------------------------------------------------------------------------- table and figure
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation of ``a`` and ``b`` (scipy); NaN when undefined (< 3 models or a constant list)."""
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def summary_table(config: dict, score_files: list[Path], summary_files: list[Path]) -> pd.DataFrame:
+    """One row per (model, method, level): accuracies, mean share and bootstrap 95 % interval, coarse share and
+    the method's Spearman(robust accuracy, coarse share) across models."""
+    rb = settings(config)
+    scores = pd.concat([pd.read_csv(f) for f in score_files], ignore_index=True)
+    acc = pd.DataFrame([io.read_config(f) for f in summary_files])[
+        ["model", "clean_accuracy", "robust_accuracy", "n_accuracy"]]
+    table = summarise(scores, ["model", "method", "level"], config["evaluation"]["bootstrap"], config["seed"])
+    names = level_names(rb["wavelet"]["levels"])
+    coarse = scores[scores["level"].isin(names[-2:])].groupby(["model", "method", "sample_id"])["value"].sum()
+    coarse = coarse.groupby(["model", "method"]).mean().rename("coarse_share").reset_index()
+    table = table.merge(acc, on="model").merge(coarse, on=["model", "method"])
+    per_model = coarse.merge(acc, on="model")
+    rho = {m: spearman(per_model.loc[per_model["method"] == m, "robust_accuracy"].tolist(),
+                       per_model.loc[per_model["method"] == m, "coarse_share"].tolist()) for m in rb["methods"]}
+    table["spearman_robust_coarse"] = table["method"].map(rho)
+    table.insert(1, "label", table["model"].map(lambda m: rb["models"][m].get("label", m)))
+    table.insert(2, "training", table["model"].map(lambda m: rb["models"][m]["training"]))
+    table["epsilon"] = float(rb["attack"]["epsilon"])
+    order = {"model": model_order(rb), "method": rb["methods"], "level": names}
+    return table.sort_values(["method", "model", "level"], key=lambda s: s.map(order[s.name].index)
+                             ).reset_index(drop=True)
+
+
+def caption(config: dict, table: pd.DataFrame, method: str) -> str:
+    rb = settings(config)
+    label = config["methods"][method]["label"]
+    levels = rb["wavelet"]["levels"]
+    rho = table.loc[table["method"] == method, "spearman_robust_coarse"].iloc[0]
+    rho_text = f"{rho:+.2f}" if math.isfinite(rho) else "undefined (fewer than 3 models, or a constant column)"
+    n = int(table.loc[table["method"] == method, "n"].iloc[0])
+    return (f"Scale shares under {label} ({rb['wavelet']['wavelet']}, {levels} levels; mean over {n} images with a "
+            f"bootstrap 95 % interval). Share of a level = sum of |WAM attribution| (channel mean) over its detail "
+            f"coefficients (the approximation: over its coefficients), divided by the sum over all levels and the "
+            f"approximation, per image; level 1 is the finest. Robust accuracy: L-inf PGD, epsilon = "
+            f"{float(rb['attack']['epsilon']):.4g}, step {float(rb['attack']['step_size']):.4g}, "
+            f"{int(rb['attack']['steps'])} steps (ART). Spearman(robust accuracy, coarse share = approximation + "
+            f"level {levels}) across {table['model'].nunique()} models: rho = {rho_text}.")
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def _cells(table: pd.DataFrame, config: dict, method: str, fmt) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows (one per model) of one method's table; ``fmt(row)`` formats a share."""
+    names = level_names(settings(config)["wavelet"]["levels"])
+    part = table[table["method"] == method]
+    headers = ["Model", "Training", "Clean acc.", "Robust acc."] + [
+        n.replace("level", "level ") + (" (finest)" if n == "level1" else "") for n in names] + ["Coarse share"]
+    rows = []
+    for model in dict.fromkeys(part["model"]):
+        m = part[part["model"] == model].set_index("level")
+        first = m.iloc[0]
+        rows.append([str(first["label"]), str(first["training"]), f"{first['clean_accuracy']:.3f}",
+                     f"{first['robust_accuracy']:.3f}"] + [fmt(m.loc[n]) for n in names]
+                    + [f"{first['coarse_share']:.3f}"])
+    return headers, rows
+
+
+def markdown(config: dict, table: pd.DataFrame) -> str:
+    blocks = []
+    for method in settings(config)["methods"]:
+        headers, rows = _cells(table, config, method, lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, "
+                                                                f"{r['ci_high']:.3f}]")
+        blocks.append(_markdown(headers, rows) + "\nTable: " + caption(config, table, method) + "\n")
+    return "\n".join(blocks)
+
+
+def latex(config: dict, table: pd.DataFrame) -> str:
+    blocks = []
+    for method in settings(config)["methods"]:
+        headers, rows = _cells(table, config, method, lambda r: f"{r['mean']:.3f}")
+        esc = [[c.replace("_", "\\_").replace("%", "\\%") for c in row] for row in [headers, *rows]]
+        lines = ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{ll" + "c" * (len(headers) - 2) + "}",
+                 "\\toprule", " & ".join(esc[0]) + " \\\\", "\\midrule"]
+        lines += [" & ".join(r) + " \\\\" for r in esc[1:]]
+        lines += ["\\bottomrule", "\\end{tabular}",
+                  "\\caption{" + caption(config, table, method).replace("%", "\\%").replace("_", "\\_") + "}",
+                  "\\end{table}"]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def figure(config: dict, table: pd.DataFrame, path: Path) -> None:
+    """Grouped bars: one group per level (finest first, approximation last), one colour per model, CI whiskers;
+    one panel per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workflow.scripts.figures import save
+
+    rb = settings(config)
+    names = level_names(rb["wavelet"]["levels"])
+    shown = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, len(rb["methods"]), figsize=(5 * len(rb["methods"]), 3.4), squeeze=False)
+    width = 0.8 / len(shown)
+    for ax, method in zip(axes[0], rb["methods"], strict=True):
+        for k, model in enumerate(shown):
+            part = table[(table["method"] == method) & (table["model"] == model)].set_index("level").loc[names]
+            pos = np.arange(len(names)) + (k - (len(shown) - 1) / 2) * width
+            err = np.stack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]])
+            ax.bar(pos, part["mean"], width, yerr=err, capsize=2, color=f"C{k}",
+                   label=f"{part['label'].iloc[0]} (robust {part['robust_accuracy'].iloc[0]:.2f})")
+        rho = table.loc[table["method"] == method, "spearman_robust_coarse"].iloc[0]
+        ax.set_xticks(np.arange(len(names)), ["level 1\n(finest)"] + [f"level {i}" for i in range(2, len(names))]
+                      + ["approx."])
+        ax.set_ylabel("share of WAM importance")
+        ax.set_title(f"{config['methods'][method]['label']}: Spearman(robust acc., coarse share) = "
+                     + (f"{rho:+.2f}" if math.isfinite(rho) else "n/a"), fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    save(fig, path)
+
+
+def write_tables(config: dict, score_files: list[Path], summary_files: list[Path], tables: Path, fig: Path) -> None:
+    table = summary_table(config, score_files, summary_files)
+    base = tables / "robustness_scales"
+    io.write_csv(table, base.with_suffix(".csv"))
+    io.write_text(base.with_suffix(".md"), markdown(config, table))
+    io.write_text(base.with_suffix(".tex"), latex(config, table))
+    figure(config, table, fig)
+    for path in [base.with_suffix(".csv"), base.with_suffix(".md"), base.with_suffix(".tex"), fig]:
+        io.write_json(Path(f"{path}.provenance.json"), io.provenance(
+            stage="robustness_table", robustness=config["robustness"], seed=config["seed"],
+            bootstrap=config["evaluation"]["bootstrap"], inputs=[str(f) for f in score_files + summary_files]))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workflow.scripts.robustness", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="write the offline texture set")
+    p.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("model", help="train a model or fetch its checkpoint")
+    m.add_argument("--name", required=True)
+    m.add_argument("--out", type=Path, required=True)
+    e = sub.add_parser("evaluate", help="accuracies and scale shares of one model")
+    e.add_argument("--name", required=True)
+    e.add_argument("--model", type=Path, required=True)
+    e.add_argument("--scores", type=Path, required=True)
+    e.add_argument("--summary", type=Path, required=True)
+    t = sub.add_parser("table", help="tables and figure over every model")
+    t.add_argument("--scores", type=Path, nargs="+", required=True)
+    t.add_argument("--summaries", type=Path, nargs="+", required=True)
+    t.add_argument("--tables", type=Path, required=True, help="folder of robustness_scales.{csv,md,tex}")
+    t.add_argument("--figure", type=Path, required=True)
+    for s in (p, m, e, t):
+        s.add_argument("--config", type=Path, required=True, help="results/NAME/config.json")
+    args = parser.parse_args(argv)
+    config = io.read_config(args.config)
+    if args.command == "prepare":
+        prepare(config, args.out)
+    elif args.command == "model":
+        build_model(config, args.name, args.out)
+    elif args.command == "evaluate":
+        evaluate(config, args.name, args.model, args.scores, args.summary)
+    else:
+        write_tables(config, args.scores, args.summaries, args.tables, args.figure)
+
+
+if __name__ == "__main__":
+    main()
