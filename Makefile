@@ -11,7 +11,7 @@ APT_PACKAGES := sound-theme-freedesktop
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup apt run test test-cluster lint speed clean
+.PHONY: setup apt run test test-cluster test-report lint speed clean
 
 setup: $(STAMP) apt
 
@@ -34,17 +34,23 @@ apt:
 	fi
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 speed: setup
-	$(BIN)/snakemake --cores $(CORES) speed $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) speed $(SNAKEMAKE_ARGS)
 
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster --ignore=tests/report
 
 # The workflow on a one-node SLURM cluster started by the test (root on Debian; skipped otherwise).
 test-cluster: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -s tests/cluster
+
+# The ci configuration's HTML report in headless Chromium (Debian's chromium + chromium-driver, installed here
+# when missing and root; otherwise the test is skipped with the reason). Screenshot: results/test-report/.
+test-report: setup
+	-@$(MAKE) --no-print-directory apt APT_PACKAGES="chromium chromium-driver"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests/report
 
 lint: setup
 	$(BIN)/ruff check .

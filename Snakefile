@@ -9,6 +9,9 @@ if "datasets" not in config:  # no --configfile given: the offline default
     configfile: "workflow/config/default.yaml"
 
 
+report: "workflow/report/workflow.rst"  # the report's landing page: Table 1, the data, links to everything
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
@@ -16,6 +19,10 @@ include: "workflow/rules/explain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/speed.smk"
+include: "workflow/rules/robustness.smk"
+include: "workflow/rules/perturbation.smk"
+include: "workflow/rules/audio_separation.smk"
+include: "workflow/rules/timings.smk"  # last: it waits for every target registered above
 
 
 rule all:

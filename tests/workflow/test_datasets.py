@@ -15,10 +15,11 @@ from workflow.scripts import io
 SR = D.SAMPLE_RATE
 
 
-def _write_esc50(root: Path, n_per_fold: int = 1) -> Path:
+def write_esc50(folder: Path, n_per_fold: int = 1, seconds: float = 5.0, manifest: bool = True,
+                rate: int = 22050) -> Path:
+    """A tiny ESC-50-format folder: 5 folds x 2 classes x ``n_per_fold`` stereo clips at ``rate`` Hz."""
     import soundfile as sf
 
-    folder = root / "offline" / "audio"
     (folder / "audio").mkdir(parents=True)
     (folder / "meta").mkdir()
     rows = []
@@ -27,15 +28,20 @@ def _write_esc50(root: Path, n_per_fold: int = 1) -> Path:
         for target in range(2):
             for k in range(n_per_fold):
                 name = f"{fold}-{1000 + 10 * target + k}-A-{target}.wav"
-                # 1 s stereo 22.05 kHz: the loader must give mono, 44.1 kHz, 5 s
-                sf.write(folder / "audio" / name, 0.1 * rng.standard_normal((22050, 2)), 22050)
+                # stereo (22.05 kHz by default): the loader must give mono, 44.1 kHz, 5 s, peak-normalised
+                sf.write(folder / "audio" / name, 0.1 * rng.standard_normal((int(rate * seconds), 2)), rate)
                 rows.append([name, fold, target, f"class{target}", False, "x", "A"])
     with open(folder / "meta" / "esc50.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(D.ESC50_COLUMNS)
         w.writerows(rows)
-    (folder / "manifest.json").write_text("{}")
+    if manifest:
+        (folder / "manifest.json").write_text("{}")
     return folder
+
+
+def _write_esc50(root: Path, **kwargs) -> Path:
+    return write_esc50(root / "offline" / "audio", **kwargs)
 
 
 AUDIO = {"modality": "audio", "source": "offline", "n_inputs": 2, "fold": 1}
@@ -48,10 +54,34 @@ def test_esc50_layout_folds_and_shapes(tmp_path):
     assert test.x.shape == (2, 5 * SR) and test.x.dtype == torch.float32
     assert test.ids == ["1-1000-A-0.wav", "1-1010-A-1.wav"]
     assert test.y.tolist() == [0, 1] and test.class_names == ["class0", "class1"]
-    assert test.x[:, SR + 10:].abs().max() == 0  # 1 s clip zero-padded to 5 s
+    torch.testing.assert_close(test.x.abs().amax(1), torch.ones(2))  # peak-normalised
     val = D.load(AUDIO, "val", tmp_path)
     train = D.load(AUDIO, "train", tmp_path)
     assert {i[0] for i in val.ids} == {"2"} and {i[0] for i in train.ids} == {"3", "4", "5"}
+
+
+def test_a_truncated_clip_is_an_error_unless_allowed(tmp_path):
+    _write_esc50(tmp_path, seconds=1.0)
+    with pytest.raises(ValueError, match=r"1-1000-A-0\.wav: 1\.000 s .*allow_short_clips"):
+        D.load(AUDIO, "test", tmp_path)
+    with pytest.warns(UserWarning, match=r"1-1000-A-0\.wav: 1\.000 s .*zero-padded"):
+        test = D.load({**AUDIO, "allow_short_clips": True}, "test", tmp_path)
+    assert test.x.shape == (2, 5 * SR) and test.x[:, SR + 10:].abs().max() == 0
+
+
+def test_an_extracted_esc50_is_validated_and_used_in_place(tmp_path):
+    folder = write_esc50(tmp_path / "ESC-50", manifest=False, rate=SR)
+    cfg = {"modality": "audio", "source": "esc50", "path": str(folder), "clips": 10, "n_inputs": 2}
+    assert D.prepare("audio", cfg, tmp_path / "resources") == folder
+    assert not (tmp_path / "resources").exists() and not (folder / "manifest.json").exists()  # no download
+    assert D.load(cfg, "test", tmp_path / "resources").ids == ["1-1000-A-0.wav", "1-1010-A-1.wav"]
+    with pytest.raises(ValueError, match=r"datasets\.audio.* lists 10 clips, expected 2000 \(datasets\.audio\.clips\)"):
+        D.prepare("audio", {**cfg, "clips": 2000}, tmp_path)
+    (folder / "audio" / "3-1000-A-0.wav").unlink()
+    with pytest.raises(ValueError, match=r"datasets\.audio\.path: 1 clips .* missing .*3-1000-A-0\.wav"):
+        D.prepare("audio", cfg, tmp_path)
+    with pytest.raises(ValueError, match=r"datasets\.audio\.path: .*nowhere is not a folder"):
+        D.prepare("audio", {**cfg, "path": str(tmp_path / "nowhere")}, tmp_path)
 
 
 def test_corrupt_wav_names_the_file(tmp_path):
@@ -94,6 +124,22 @@ def test_medmnist_npz_format(tmp_path):
     assert m.class_names == ["normal", "hyperplasia"] and m.x.shape == (6, 1, 8, 8, 8)
 
 
+def test_prepare_validates_the_npz(tmp_path):
+    cfg = {"modality": "volumes", "source": "medmnist", "flag": "adrenalmnist3d", "size": 8}
+    path = tmp_path / "medmnist" / "adrenalmnist3d_8.npz"
+    rng = np.random.default_rng(1)
+    arrays = {f"{s}_images": rng.integers(0, 256, (4, 8, 8, 8), dtype=np.uint8) for s in ("train", "val")}
+    arrays.update({f"{s}_labels": np.zeros((4, 1), np.int64) for s in ("train", "val")})
+    io.write_npz(path, **arrays)
+    with pytest.raises(ValueError, match=r"datasets\.volumes: .*adrenalmnist3d_8\.npz has no test_images"):
+        D.prepare("volumes", cfg, tmp_path)
+    arrays.update(test_images=rng.integers(0, 256, (4, 8, 8, 9), dtype=np.uint8), test_labels=np.full((4, 1), 5))
+    io.write_npz(path, **arrays)
+    with pytest.raises(ValueError, match=r"(?s)datasets\.volumes\.size: .*test_images is \(4, 8, 8, 9\).*"
+                                         r"test_labels span \[5, 5\], expected \[0, 1\]"):
+        D.prepare("volumes", cfg, tmp_path)
+
+
 def test_corrupt_npz_names_the_file(tmp_path):
     path = tmp_path / "offline" / "volumes" / "synth3d_8.npz"
     _write_medmnist(path)
@@ -133,6 +179,27 @@ def test_imagenet_flat_with_wnid_labels(tmp_path):
     cfg = {"modality": "images", "source": "imagenet", "path": str(flat),
            "labels": str(tmp_path / "gt.txt"), "n_inputs": 2}
     assert D.load(cfg, "test", tmp_path).y.tolist() == [285, 967]
+
+
+def test_flat_imagenet_subset_takes_labels_by_file_number(tmp_path):
+    """Images 2, 4 and 6 of the validation set: each gets its own devkit line, not the first three."""
+    from PIL import Image
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    wnids = D._imagenet_wnids()
+    truth = [wnids[10 * k] for k in range(1, 8)]  # line k -> class 10 k
+    (tmp_path / "gt.txt").write_text("\n".join(truth) + "\n")
+    for number in (2, 4, 6):
+        Image.new("RGB", (40, 40)).save(flat / f"ILSVRC2012_val_{number:08d}.JPEG")
+    cfg = {"modality": "images", "source": "imagenet", "path": str(flat), "labels": str(tmp_path / "gt.txt"),
+           "n_inputs": None}
+    s = D.load(cfg, "test", tmp_path)
+    assert s.ids == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in (2, 4, 6)]
+    assert s.y.tolist() == [20, 40, 60]
+    Image.new("RGB", (40, 40)).save(flat / "holiday.JPEG")
+    with pytest.raises(ValueError, match=r"holiday\.JPEG: a flat ImageNet folder .* ILSVRC2012_val_%08d"):
+        D.load(cfg, "test", tmp_path)
 
 
 def test_imagenet_errors_name_key_and_file(tmp_path):

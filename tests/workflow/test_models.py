@@ -99,7 +99,7 @@ def test_efficientnet_lite0_offline_weights_classify_real_photos():
         for name in ("chelsea", "coffee"):
             paths.append(Path(tmp) / f"{name}.png")
             Image.fromarray(photos[name]).save(paths[-1])
-        x = D._load_images(paths, M.data_config("efficientnet_lite0"))
+        x = D.load_images(paths, M.data_config("efficientnet_lite0"))
     assert x.shape == (2, 3, 224, 224)
     model = M.build("efficientnet_lite0", 1000)
     with torch.no_grad():
@@ -127,3 +127,71 @@ def test_training_hints_lr_scale_and_augment():
     for row, out in zip(x, a, strict=True):  # a circular shift of each waveform
         assert any(torch.equal(torch.roll(row, s), out) for s in range(6))
     assert M.augment(M.build("resnet3d", 2), x, torch.Generator()) is x
+
+
+def _pooled_map(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the model's global pooling reads: the input of its first ``AdaptiveAvg/MaxPool`` (torch or timm)."""
+    from baselines.base import _is_global_pool
+
+    seen = []
+    pools = [m for m in model.modules() if _is_global_pool(m)]
+    handles = [p.register_forward_pre_hook(lambda m, args: seen.append(args[0])) for p in pools]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return seen[0]
+
+
+CAM_CASES = {  # model, explained network, its input
+    "efficientnet_lite0": lambda: (M.build("efficientnet_lite0", 1000, pretrained=False), torch.rand(1, 3, 96, 96)),
+    "audio_resnet": lambda: (M.build("audio_resnet", 4).classifier,
+                             M.build("audio_resnet", 4).frontend(torch.randn(1, 44100))),
+    "resnet3d": lambda: (M.build("resnet3d", 4), torch.rand(1, 1, 28, 28, 28)),
+    "timm:resnet10t": lambda: (M.build("timm:resnet10t", 5, pretrained=False), torch.rand(1, 3, 64, 64)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAM_CASES))
+def test_cam_layer_is_the_last_feature_map_the_head_pools(name):
+    """The resolved layer's output is exactly the tensor the global pooling reads (same values, same size)."""
+    import baselines
+
+    net, x = CAM_CASES[name]()
+    cam = baselines.get("gradcam", net, **M.cam_options(net))
+    layer = cam.resolve_layer(x)
+    outputs = []
+    handle = net.get_submodule(layer).register_forward_hook(lambda m, a, out: outputs.append(out))
+    pooled = _pooled_map(net, x)
+    handle.remove()
+    assert torch.equal(outputs[-1], pooled), layer
+    expected = {"efficientnet_lite0": "bn2", "audio_resnet": "1.layer4", "resnet3d": "layer4",
+                "timm:resnet10t": "layer4"}
+    assert layer == expected[name]
+
+
+def test_vit3d_cam_is_the_last_blocks_tokens_on_the_patch_grid():
+    vit = M.build("vit3d", 4).eval()
+    x = torch.rand(2, 1, 28, 28, 28)
+    options = M.cam_options(vit)
+    assert options["layer"] == "vit.blocks.3.norm1"
+    tokens = []
+    handle = vit.get_submodule(options["layer"]).register_forward_hook(lambda m, a, out: tokens.append(out))
+    with torch.no_grad():
+        vit(x)
+    handle.remove()
+    grid = options["reshape"](tokens[0])
+    assert grid.shape == (2, 96, 4, 4, 4)  # 28 / 7 = 4 patches per axis
+    # patch (d, h, w) is token 1 + 16 d + 4 h + w: its row-major place in the grid
+    torch.testing.assert_close(grid[:, :, 1, 2, 3], tokens[0][:, 1 + 16 + 8 + 3])
+    import baselines
+
+    for name in ("gradcam", "gradcampp"):
+        assert baselines.get(name, vit, **options)(x, torch.tensor([0, 1])).shape == x.shape
+    # why norm1 of the last block: after it, only the class token reaches the head, so the patch tokens of the
+    # last block's output get exactly zero gradient (an all-zero CAM); its normalised input tokens do not
+    y = torch.tensor([0, 1])
+    for layer, zero in (("vit.blocks.3", True), ("vit.blocks.3.norm1", False)):
+        cam = baselines.get("gradcam", vit, layer=layer, reshape=options["reshape"])
+        _, grads = cam.activations_and_gradients(x, y)
+        assert (grads.abs().amax() == 0) == zero, layer

@@ -40,8 +40,10 @@ def ci_run(tmp_path_factory):
 def test_every_table_and_figure_is_written(ci_run):
     workdir, config, _, _, _ = ci_run
     results = workdir / "results" / "ci"
-    for name in ("table1", "table1_pixel_paper", "table1_pixel_trapezoid", "table1_wavelet_paper",
-                 "table1_wavelet_trapezoid", "mu_fidelity", "localisation", "scales"):
+    tables = ["table1", "table1_clean", "table1_pixel_paper", "table1_pixel_trapezoid", "table1_wavelet_paper",
+              "table1_wavelet_trapezoid", "mu_fidelity", "completeness", "localisation", "scales"]
+    tables += [f"table1_{d}_{m}" for d, spec in config["datasets"].items() for m in spec["models"]]
+    for name in tables:
         assert (results / "tables" / f"{name}.csv").stat().st_size > 0
         assert (results / "tables" / f"{name}.md").read_text().startswith("|")
     assert "\\toprule" in (results / "tables" / "table1.tex").read_text()
@@ -54,14 +56,17 @@ def test_every_table_and_figure_is_written(ci_run):
 def test_scores_are_tidy_and_complete(ci_run):
     workdir, config, _, _, _ = ci_run
     scores = pd.read_csv(workdir / "results" / "ci" / "scores" / "scores.csv", keep_default_na=False)
-    assert list(scores.columns) == ["dataset", "model", "method", "metric", "domain", "auc", "sample_id", "value"]
+    assert list(scores.columns) == ["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking",
+                                    "degenerate", "sample_id", "value"]
     curves = scores[scores["metric"].isin(["insertion", "deletion", "faithfulness"])]
-    groups = curves.groupby(["dataset", "model", "method", "metric", "domain", "auc"]).size()
+    keys = ["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking"]
+    groups = curves.groupby(keys).size()
     n_pairs = sum(len(d["models"]) for d in config["datasets"].values())
-    assert len(groups) == n_pairs * len(config["methods"]) * 3 * 2 * 2
+    # per method: its Table 1 cell under both protocols, and both domains under the reference (one repeats)
+    assert len(groups) == n_pairs * len(config["methods"]) * 3 * 3 * 2
     for (dataset, *_), n in groups.items():
         assert n == config["datasets"][dataset]["n_inputs"]
-    faith = curves.pivot_table(index=["dataset", "model", "method", "domain", "auc", "sample_id"],
+    faith = curves.pivot_table(index=[k for k in keys if k != "metric"] + ["sample_id"],
                                columns="metric", values="value")
     assert ((faith["insertion"] - faith["deletion"] - faith["faithfulness"]).abs() < 1e-5).all()
     assert scores["value"].notna().all()
@@ -69,6 +74,9 @@ def test_scores_are_tidy_and_complete(ci_run):
     local = scores[scores["metric"].str.startswith("localisation") & (scores["dataset"] == "volumes")]
     assert set(local["method"]) == set(config["methods"])
     assert "localisation@level1" in set(local[local["method"] == "wam_sg"]["metric"])
+    # the CAM layers are the last feature maps: no GradCAM map is all zero on the ci inputs
+    assert not scores[scores["method"] == "gradcam"]["degenerate"].any()
+    assert set(scores[scores["metric"] == "completeness_error"]["method"]) == {"wam_ig"}
 
 
 def test_table1_has_every_method_and_the_published_value(ci_run):
@@ -79,7 +87,8 @@ def test_table1_has_every_method_and_the_published_value(ci_run):
     wam_ig_images = table[(table["label"] == "WAM-IG") & (table["modality"] == "images")
                           & (table["metric"] == "insertion")].iloc[0]
     assert wam_ig_images["published"] == pytest.approx(0.447)
-    assert wam_ig_images["difference"] == pytest.approx(wam_ig_images["mean"] - 0.447, abs=1e-6)
+    # both values are written rounded to 6 decimals (io.write_csv): they agree to 1e-6 plus float round-off
+    assert wam_ig_images["difference"] == pytest.approx(wam_ig_images["mean"] - 0.447, abs=2e-6)
     assert (table["ci_low"] <= table["mean"] + 1e-9).all() and (table["mean"] <= table["ci_high"] + 1e-9).all()
 
 

@@ -112,3 +112,26 @@ def test_stops_at_perfect_validation_accuracy(tmp_path):
     model._wam_bench_spec = {"name": "x", "n_classes": 3, "kwargs": {}}
     m = T.train(model, split(9), split(6), split(6), {**CFG, "epochs": 20, "patience": 5}, tmp_path)
     assert m["epochs"] == 1 and m["best_epoch"] == 1 and m["test_accuracy"] == 1.0
+
+
+def test_training_does_not_depend_on_the_callers_thread_count(tmp_path):
+    """``training.threads`` pins the CPU threads of training: called from a 1-thread or a 2-thread process, the
+    same model trains to the same accuracy, the same logits and the same evaluated predictions (unpinned, the
+    order of floating-point sums in convolutions and batch norm follows the thread count)."""
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.manual_seed(0)
+            model = M.build("resnet3d", 3, widen_factor=0.125, no_max_pool=False)
+            m = T.train(model, _blobs(24, 1), _blobs(12, 2), _blobs(12, 3),
+                        {**CFG, "patience": None, "threads": 1}, tmp_path / str(n))
+            assert m["epochs"] == CFG["epochs"] == m["best_epoch"]  # a fixed budget, the last weights
+            with torch.no_grad():
+                runs.append((m["test_accuracy"], model(_blobs(12, 3).x), T.predict(model, _blobs(12, 3).x)))
+            assert torch.get_num_threads() == n  # restored
+    finally:
+        torch.set_num_threads(before)
+    (acc1, logits1, pred1), (acc2, logits2, pred2) = runs
+    assert acc1 == acc2 and torch.equal(pred1, pred2) and torch.equal(logits1, logits2)

@@ -6,6 +6,11 @@ import sys
 from snakemake.utils import validate
 
 validate(config, "../config/schema.yaml")
+# Plug-ins (config `plugins`, entry points `wam_bench.plugins`) register their baselines and metrics before the
+# DAG is built; their baselines join `methods` (workflow/scripts/plugins.py). A broken one stops the run here.
+from workflow.scripts import plugins as _plugins
+
+_plugins.configure(config)
 
 PY = sys.executable
 # Shell commands set OMP_NUM_THREADS={threads}: each job's PyTorch uses the threads Snakemake gives it
@@ -17,13 +22,14 @@ NAME = config["name"]
 RESULTS = Path("results") / NAME
 RESOURCES = config["resources"]
 SHARDS = list(range(config["shards"]))
-# The resolved configuration every script reads; rewritten only when it changes, so that
-# editing one section reruns only the rules whose `params` depend on it.
+# The resolved configuration every script reads, in the configuration's own order (tables list methods and
+# models as the config does); rewritten only when it changes, so that editing one section reruns only the
+# rules whose `params` depend on it.
 CONFIG_FILE = RESULTS / "config.json"
 # Target name -> its outputs. Each rule file registers its own target here (an experiment only when its
 # config section is present); `rule all` in the Snakefile builds every registered target.
 TARGETS = {}
-_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
+_text = json.dumps(config, indent=2) + "\n"
 if not CONFIG_FILE.exists() or CONFIG_FILE.read_text() != _text:
     CONFIG_FILE.parent.mkdir(parents=True, exist_ok=True)
     _tmp = CONFIG_FILE.with_suffix(".json.tmp")
@@ -50,3 +56,9 @@ def dataset_models():
 
 def log(rule_name, *wildcards):
     return str(RESULTS / "logs" / rule_name / ("_".join(f"{{{w}}}" for w in wildcards) or "all")) + ".log"
+
+
+def bench(rule_name, *wildcards):
+    """The job's Snakemake ``benchmark:`` file (wall and CPU time, peak memory), read by the timings table:
+    ``benchmarks/{rule}/{wildcard 1}/.../{last wildcard}.tsv`` (``all.tsv`` for a rule without wildcards)."""
+    return str(RESULTS / "benchmarks" / rule_name / ("/".join(f"{{{w}}}" for w in wildcards) or "all")) + ".tsv"

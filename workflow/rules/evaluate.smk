@@ -12,6 +12,8 @@ rule score:
         gpu=1,
     log:
         log("score", "dataset", "model", "method", "shard"),
+    benchmark:
+        bench("score", "dataset", "model", "method", "shard"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.evaluate --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {input.model} --method {wildcards.method} --attributions {input.attributions}"

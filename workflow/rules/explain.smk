@@ -14,6 +14,8 @@ rule explain:
         gpu=1,
     log:
         log("explain", "dataset", "model", "method", "shard"),
+    benchmark:
+        bench("explain", "dataset", "model", "method", "shard"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.explain --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {input.model} --method {wildcards.method} --shard {wildcards.shard} --out {output} 2> {log}"

@@ -1,5 +1,9 @@
-TABLES = ["table1", "table1_pixel_paper", "table1_pixel_trapezoid", "table1_wavelet_paper",
-          "table1_wavelet_trapezoid", "mu_fidelity", "localisation", "scales"]
+OTHER_PROTOCOL = {"reference": "clean", "clean": "reference"}[config["evaluation"]["protocol"]]
+TABLES = ["table1", f"table1_{OTHER_PROTOCOL}", *[f"table1_{d}_{m}" for d, m in dataset_models()],
+          "table1_pixel_paper", "table1_pixel_trapezoid", "table1_wavelet_paper", "table1_wavelet_trapezoid",
+          "mu_fidelity", "completeness", "localisation", "scales"]
+TABLES.append("appendix_metrics")  # FF, Fid-in, mu-fidelity (metrics.spectra); also .tex
+TABLES.append("appendix_baselines")  # Ins., Del., Faith. of every method, both domains and AUCs; also .tex
 
 
 def table_outputs():
@@ -24,11 +28,16 @@ rule tables:
              for t in TABLES],
         md=[RESULTS / "tables" / f"{t}.md" for t in TABLES],
         tex=RESULTS / "tables" / "table1.tex",
+        wide=RESULTS / "tables" / "table1_wide.csv",
+        appendix_tex=RESULTS / "tables" / "appendix_metrics.tex",
+        appendix_baselines_tex=RESULTS / "tables" / "appendix_baselines.tex",
     params:
         evaluation=lambda w: section("evaluation"),
         methods=lambda w: section("methods"),
     log:
         log("tables"),
+    benchmark:
+        bench("tables"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.tables --config {CONFIG_FILE} --scores {input.scores}"
         " --published {input.published} --out {RESULTS} 2> {log}"
@@ -52,6 +61,8 @@ rule figures:
                       caption="../report/scales.rst", category="Figures", subcategory="{dataset}"),
     log:
         log("figures", "dataset", "model"),
+    benchmark:
+        bench("figures", "dataset", "model"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.figures --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --scores {input.scores} --out {RESULTS}/figures 2> {log}"

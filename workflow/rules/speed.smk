@@ -11,6 +11,8 @@ rule speed:
         gpu=1,
     log:
         log("speed"),
+    benchmark:
+        bench("speed"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.speed --config {CONFIG_FILE} --out {output} 2> {log}"
 

@@ -53,6 +53,8 @@ import csv
 import dataclasses
 import io as _stdio
 import json
+import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -65,6 +67,7 @@ SAMPLE_RATE = 44100
 CLIP_SECONDS = 5
 CLIP_SAMPLES = SAMPLE_RATE * CLIP_SECONDS
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png"}
+FLAT_IMAGENET_NAME = re.compile(r"ILSVRC2012_val_(\d{8})")
 FREEDESKTOP_SOUNDS = Path("/usr/share/sounds/freedesktop/stereo")
 # One class per distinct clip of Debian's sound-theme-freedesktop (duplicates left out).
 AUDIO_CLIPS = (
@@ -79,6 +82,7 @@ ESC50_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 # not re-verified here (no network). GitHub regenerates archives: override with cfg["sha256"].
 ESC50_SHA256 = "805afc618aff80eff0641d51311647871fead5807da68bb18e43a27db47a79ce"
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+ESC50_CLIPS = 2000
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "retina", "hubble_deep_field",
                   "immunohistochemistry", "motorcycle")
 SKLEARN_PHOTOS = ("china", "flower")
@@ -141,7 +145,7 @@ def dataset_folder(cfg: dict, resources: Path) -> Path:
     if source == "imagenet":
         return Path(_need(cfg, "path"))
     if source == "esc50":
-        return resources / "esc50" / "ESC-50-master"
+        return Path(cfg["path"]) if cfg.get("path") else resources / "esc50" / "ESC-50-master"
     return resources / "medmnist"
 
 
@@ -167,9 +171,7 @@ def prepare(key: str, cfg: dict, resources: Path) -> Path:
     resources = Path(resources)
     folder = dataset_folder(cfg, resources)
     if source == "imagenet":
-        if not folder.is_dir():
-            raise ValueError(f"datasets.{key}.path: {folder} is not a folder")
-        _imagenet_index(cfg)  # validates the layout and labels
+        _imagenet_index(cfg)  # validates the folder, the layout and the labels
         return folder
     if modality == "volumes":
         target = _volume_file(cfg, resources)
@@ -178,6 +180,10 @@ def prepare(key: str, cfg: dict, resources: Path) -> Path:
                 _write_offline_volumes(target, int(cfg.get("size", 28)), seed=0)
             else:
                 _download_medmnist(cfg, target)
+        fail(check_volumes(cfg, target))
+        return folder
+    if source == "esc50" and cfg.get("path"):  # an extracted copy: validated, used in place
+        fail(check_esc50(cfg, folder, every_clip=True))
         return folder
     if (folder / "manifest.json").is_file():
         return folder
@@ -187,7 +193,14 @@ def prepare(key: str, cfg: dict, resources: Path) -> Path:
         _write_offline_audio(folder, seed=0)
     else:
         _download_esc50(cfg, folder)
+        fail(check_esc50(cfg, folder, every_clip=True))
     return folder
+
+
+def fail(problems: list[str]) -> None:
+    """``ValueError`` listing ``problems`` (one per line), if any."""
+    if problems:
+        raise ValueError("\n".join(problems))
 
 
 def _manifest(folder: Path, **extra) -> None:
@@ -229,7 +242,7 @@ def _write_offline_images(folder: Path, model_name: str) -> None:
             p = staging / f"{name}.JPEG"
             Image.fromarray(img).save(p, format="JPEG", quality=95)
             paths.append(p)
-        x = _load_images(paths, models.data_config(model_name))
+        x = load_images(paths, models.data_config(model_name))
         model = models.build(model_name, 1000)
         with torch.no_grad():
             top1 = model(x).argmax(1).tolist()
@@ -249,7 +262,7 @@ def _imagenet_wnids() -> list[str]:
     return [info.index_to_label_name(i) for i in range(info.num_classes())]
 
 
-def _imagenet_names() -> list[str]:
+def imagenet_names() -> list[str]:
     from timm.data import ImageNetInfo
 
     info = ImageNetInfo()
@@ -260,7 +273,8 @@ def _imagenet_index(cfg: dict) -> tuple[list[Path], list[int]]:
     """Files and class indices of an ImageNet-layout folder (class folders, or flat + labels)."""
     root = Path(_need(cfg, "path"))
     if not root.is_dir():
-        raise ValueError(f"datasets.{_key(cfg)}.path: {root} is not a folder")
+        raise ValueError(f"datasets.{_key(cfg)}.path: {root} is not a folder; set it to the ImageNet validation "
+                         "images (class folders, or flat ILSVRC2012_val_%08d files with `labels`)")
     wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files, labels = [], []
@@ -278,13 +292,25 @@ def _imagenet_index(cfg: dict) -> tuple[list[Path], list[int]]:
             raise ValueError(
                 f"datasets.{_key(cfg)}.labels: required for the flat ImageNet layout in {root} "
                 "(devkit ILSVRC2012_validation_ground_truth.txt)")
-        labels = _devkit_labels(Path(cfg["labels"]), wnid_index)
-        if len(labels) < len(files):
-            raise ValueError(f"{cfg['labels']}: {len(labels)} labels for {len(files)} images")
-        labels = labels[: len(files)]
+        truth = _devkit_labels(Path(cfg["labels"]), wnid_index)
+        labels = [_flat_label(f, truth, cfg) for f in files]
     if not files:
         raise ValueError(f"datasets.{_key(cfg)}.path: no images in {root}")
     return files, labels
+
+
+def _flat_label(path: Path, truth: list[int], cfg: dict) -> int:
+    """Class of a flat-layout validation image: the devkit's line number ``k`` of ``ILSVRC2012_val_{k:08d}``
+    (never the file's position in the folder: a folder may hold any subset of the 50,000 images)."""
+    match = FLAT_IMAGENET_NAME.fullmatch(path.stem)
+    if match is None:
+        raise ValueError(f"{path}: a flat ImageNet folder (datasets.{_key(cfg)}.path) must hold files named "
+                         "ILSVRC2012_val_%08d.JPEG; the number is the line of the devkit ground truth")
+    number = int(match.group(1))
+    if not 1 <= number <= len(truth):
+        raise ValueError(f"{path}: image number {number} has no label in {cfg['labels']} "
+                         f"({len(truth)} lines; datasets.{_key(cfg)}.labels)")
+    return truth[number - 1]
 
 
 def _devkit_labels(path: Path, wnid_index: dict[str, int]) -> list[int]:
@@ -313,7 +339,7 @@ def _devkit_labels(path: Path, wnid_index: dict[str, int]) -> list[int]:
         raise ValueError(f"{path}: id {e} not an ILSVRC2012 class in {meta}") from e
 
 
-def _load_images(paths: list[Path], data_cfg: dict) -> torch.Tensor:
+def load_images(paths: list[Path], data_cfg: dict) -> torch.Tensor:
     """Decode and preprocess with timm's eval transform: [N, 3, H, W]."""
     from PIL import Image
     from timm.data import create_transform
@@ -334,7 +360,7 @@ def _load_images(paths: list[Path], data_cfg: dict) -> torch.Tensor:
 # audio -----------------------------------------------------------------------
 
 
-def _read_clip(path: Path) -> tuple[np.ndarray, int]:
+def read_clip(path: Path) -> tuple[np.ndarray, int]:
     """Read with soundfile -> mono float32 [T], sample rate; ValueError naming a bad file."""
     import soundfile as sf
 
@@ -347,7 +373,7 @@ def _read_clip(path: Path) -> tuple[np.ndarray, int]:
     return data.mean(axis=1), int(sr)
 
 
-def _resample(wave: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
+def resample(wave: np.ndarray, sr: int, target: int = SAMPLE_RATE) -> np.ndarray:
     if sr == target:
         return wave
     import torchaudio.functional as AF
@@ -362,8 +388,8 @@ def _freedesktop_clips() -> dict[str, np.ndarray]:
             "sound-theme-freedesktop: run `apt-get install sound-theme-freedesktop` (or `make run`)")
     out = {}
     for name in AUDIO_CLIPS:
-        wave, sr = _read_clip(FREEDESKTOP_SOUNDS / f"{name}.oga")
-        wave = _resample(wave, sr)
+        wave, sr = read_clip(FREEDESKTOP_SOUNDS / f"{name}.oga")
+        wave = resample(wave, sr)
         wave = wave / max(float(np.abs(wave).max()), 1e-6)
         loud = np.flatnonzero(np.abs(wave) > 1e-2)  # trim silence: the mask covers the sound
         out[name] = wave[loud[0]:loud[-1] + 1].astype(np.float32)
@@ -434,9 +460,65 @@ def _download_esc50(cfg: dict, folder: Path) -> None:
         for p in inner.iterdir():
             p.rename(tmp / p.name)
         inner.rmdir()
-        _read_csv(tmp / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
         _manifest(tmp, source=ESC50_URL, sha256=cfg.get("sha256") or ESC50_SHA256)
     archive.unlink()
+
+
+def check_esc50(cfg: dict, folder: Path, every_clip: bool = False) -> list[str]:
+    """Problems of an extracted ESC-50 folder, each naming the config key (empty: usable).
+
+    ``meta/esc50.csv`` with the ESC-50 columns, ``datasets.<key>.clips`` rows (2,000 for ESC-50; ``null``
+    skips the count), folds 1-5, integer targets, every listed clip under ``audio/``, and the sample rate
+    (44.1 kHz) and length (5 s) of the first clip, or of ``every_clip`` (a shorter one is accepted, with a
+    warning, when ``datasets.<key>.allow_short_clips``).
+    """
+    key = f"datasets.{_key(cfg)}"
+    where = f"{key}.path" if cfg.get("path") else f"{key} (downloaded to {folder})"
+    if not folder.is_dir():
+        return [f"{where}: {folder} is not a folder (an extracted ESC-50: audio/ and meta/esc50.csv)"]
+    csv_path = folder / "meta" / "esc50.csv"
+    try:
+        rows = _read_csv(csv_path, ESC50_COLUMNS[:4])
+    except ValueError as e:
+        return [f"{where}: {e}"]
+    problems = []
+    expected = cfg.get("clips", ESC50_CLIPS)
+    if expected is not None and len(rows) != int(expected):
+        problems.append(f"{where}: {csv_path} lists {len(rows)} clips, expected {expected} ({key}.clips)")
+    try:
+        folds = {int(r["fold"]) for r in rows}
+        targets = {int(r["target"]) for r in rows}
+    except ValueError:
+        return problems + [f"{where}: {csv_path} has a non-integer fold or target"]
+    if folds != set(range(1, 6)):
+        problems.append(f"{where}: {csv_path} has folds {sorted(folds)}, expected 1 to 5")
+    if targets and min(targets) < 0:
+        problems.append(f"{where}: {csv_path} has negative targets")
+    missing = [r["filename"] for r in rows if not (folder / "audio" / r["filename"]).is_file()]
+    if missing:
+        problems.append(f"{where}: {len(missing)} clips listed in {csv_path} are missing from "
+                        f"{folder / 'audio'} (first: {missing[0]})")
+    else:
+        import soundfile as sf
+
+        for row in rows if every_clip else rows[:1]:
+            path = folder / "audio" / row["filename"]
+            try:
+                info = sf.info(str(path))
+            except Exception as e:
+                problems.append(f"{where}: {path} is unreadable ({type(e).__name__}: {e})")
+                continue
+            seconds = info.frames / info.samplerate
+            short = seconds < CLIP_SECONDS - 1e-3
+            if info.samplerate != SAMPLE_RATE or abs(seconds - CLIP_SECONDS) > 1e-3:
+                message = (f"{where}: {path} is {info.samplerate} Hz, {seconds:.3f} s; ESC-50 clips are "
+                           f"{SAMPLE_RATE} Hz, {CLIP_SECONDS} s")
+                if short and cfg.get("allow_short_clips", False) and info.samplerate == SAMPLE_RATE:
+                    warnings.warn(f"{message} (zero-padded: {key}.allow_short_clips)", stacklevel=2)
+                else:
+                    problems.append(message + (f" (a damaged clip; {key}.allow_short_clips: true zero-pads it)"
+                                               if short else ""))
+    return problems
 
 
 def _esc50_rows(cfg: dict, resources: Path, split: str) -> list[dict]:
@@ -451,17 +533,35 @@ def _esc50_rows(cfg: dict, resources: Path, split: str) -> list[dict]:
     return [r for r in rows if int(r["fold"]) in folds]
 
 
+def _clip(path: Path, cfg: dict) -> np.ndarray:
+    """One clip as the models see it: mono, 44.1 kHz, exactly 5 s ``[220500]``, peak-normalised
+    (``x / max|x|``, as the reference's ``wf / wf.max()``; a silent clip stays zero).
+
+    Every ESC-50 clip lasts exactly 5 s: a shorter file is damaged and is an error naming it and its
+    length, unless ``datasets.<key>.allow_short_clips`` is true (then it is zero-padded, with a warning).
+    A longer one is cut to 5 s.
+    """
+    wave, sr = read_clip(path)
+    wave = resample(wave, sr)
+    if len(wave) < CLIP_SAMPLES:
+        message = (f"{path}: {len(wave) / SAMPLE_RATE:.3f} s ({len(wave)} samples at {SAMPLE_RATE} Hz), "
+                   f"expected {CLIP_SECONDS} s: a damaged or truncated clip")
+        if not cfg.get("allow_short_clips", False):
+            raise ValueError(f"{message}; set datasets.{_key(cfg)}.allow_short_clips: true to zero-pad it")
+        warnings.warn(f"{message}; zero-padded (datasets.{_key(cfg)}.allow_short_clips)", stacklevel=2)
+        wave = np.pad(wave, (0, CLIP_SAMPLES - len(wave)))
+    wave = wave[:CLIP_SAMPLES]
+    peak = float(np.abs(wave).max())
+    return wave / peak if peak > 0 else wave
+
+
 def _load_audio(cfg: dict, split: str, resources: Path) -> Split:
     folder = dataset_folder(cfg, resources)
     all_rows = _read_csv(folder / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
     names = {int(r["target"]): r["category"] for r in all_rows}
     class_names = [names.get(i, str(i)) for i in range(max(names) + 1)]
     rows = _esc50_rows(cfg, resources, split)
-    waves = []
-    for r in rows:
-        wave, sr = _read_clip(folder / "audio" / r["filename"])
-        wave = _resample(wave, sr)[:CLIP_SAMPLES]
-        waves.append(np.pad(wave, (0, CLIP_SAMPLES - len(wave))))
+    waves = [_clip(folder / "audio" / r["filename"], cfg) for r in rows]
     x = torch.from_numpy(np.stack(waves).astype(np.float32)) if waves else torch.zeros(0, CLIP_SAMPLES)
     y = torch.tensor([int(r["target"]) for r in rows], dtype=torch.long)
     return Split(x, y, [r["filename"] for r in rows], len(class_names), class_names)
@@ -551,18 +651,67 @@ def _write_offline_volumes(target: Path, size: int, seed: int = 0) -> None:
                                 template="nilearn MNI152 2 mm", split_sizes=VOLUME_SPLIT_SIZES))
 
 
-def _download_medmnist(cfg: dict, target: Path) -> None:
+def medmnist_info(cfg: dict) -> dict:
+    """medmnist's ``INFO`` entry of ``datasets.<key>.flag`` (a 3D flag); ``ValueError`` naming the key."""
     from medmnist import INFO
 
-    flag, size = cfg.get("flag", "adrenalmnist3d"), int(cfg.get("size", 28))
+    flag = cfg.get("flag", "adrenalmnist3d")
     if flag not in INFO or not flag.endswith("3d"):
         raise ValueError(f"datasets.{_key(cfg)}.flag: {flag!r} is not a MedMNIST 3D flag "
                          f"({sorted(k for k in INFO if k.endswith('3d'))})")
+    return INFO[flag]
+
+
+def medmnist_url(cfg: dict) -> tuple[str, str]:
+    """Download address and md5 of the MedMNIST file ``datasets.<key>.{flag, size}`` names."""
+    size = int(cfg.get("size", 28))
     if size not in (28, 64):
         raise ValueError(f"datasets.{_key(cfg)}.size: {size} not in (28, 64)")
-    sfx = "" if size == 28 else f"_{size}"
-    info = INFO[flag]
-    io.download(info[f"url{sfx}"], target, md5=info[f"MD5{sfx}"], timeout=120)
+    info, sfx = medmnist_info(cfg), "" if size == 28 else f"_{size}"
+    return info[f"url{sfx}"], info[f"MD5{sfx}"]
+
+
+def _download_medmnist(cfg: dict, target: Path) -> None:
+    url, md5 = medmnist_url(cfg)
+    io.download(url, target, md5=md5, timeout=120)
+
+
+def check_volumes(cfg: dict, path: Path) -> list[str]:
+    """Problems of a MedMNIST-format ``.npz`` (empty: usable), each naming the file and the config key:
+    ``{split}_images`` ``[N, S, S, S]`` (uint8, or float in [0, 1]) with ``S = datasets.<key>.size`` and
+    ``{split}_labels`` ``[N]`` or ``[N, 1]`` integers in ``[0, classes)`` for train, val and test."""
+    key = f"datasets.{_key(cfg)}"
+    try:
+        arrays = io.load_npz(path)
+    except ValueError as e:
+        return [f"{key}: {e}"]
+    size, n_classes = int(cfg.get("size", 28)), len(_volume_class_names(cfg))
+    problems = []
+    for split in ("train", "val", "test"):
+        images, labels = arrays.get(f"{split}_images"), arrays.get(f"{split}_labels")
+        if images is None or labels is None:
+            problems.append(f"{key}: {path} has no {split}_images / {split}_labels (has {sorted(arrays)})")
+            continue
+        if images.ndim != 4 or images.shape[1:] != (size,) * 3:
+            problems.append(f"{key}.size: {path} {split}_images is {images.shape}, expected [N, {size}, {size}, "
+                            f"{size}]")
+        if images.dtype != np.uint8 and not (np.issubdtype(images.dtype, np.floating)
+                                            and 0 <= images.min() and images.max() <= 1):
+            problems.append(f"{key}: {path} {split}_images is {images.dtype}, expected uint8 or floats in [0, 1]")
+        if labels.reshape(-1).shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
+            problems.append(f"{key}: {path} {split}_labels is {labels.dtype} {labels.shape}, expected "
+                            f"{images.shape[0]} integers")
+        elif labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            problems.append(f"{key}: {path} {split}_labels span [{labels.min()}, {labels.max()}], expected "
+                            f"[0, {n_classes - 1}] ({n_classes} classes)")
+    return problems
+
+
+def _volume_class_names(cfg: dict) -> list[str]:
+    if _modality_source(cfg)[1] == "offline":
+        return list(VOLUME_CLASSES)
+    labels = medmnist_info(cfg)["label"]
+    return [labels[str(i)] for i in range(len(labels))]
 
 
 def _load_volumes(cfg: dict, split: str, resources: Path) -> Split:
@@ -577,19 +726,29 @@ def _load_volumes(cfg: dict, split: str, resources: Path) -> Split:
                          f"{size}, {size}] (datasets.{_key(cfg)}.size)")
     scale = 255.0 if imgs.dtype == np.uint8 else 1.0
     x = torch.from_numpy(imgs.astype(np.float32) / scale)[:, None]
-    _, source = _modality_source(cfg)
-    if source == "offline":
-        class_names = list(VOLUME_CLASSES)
-    else:
-        from medmnist import INFO
-
-        lab = INFO[cfg.get("flag", "adrenalmnist3d")]["label"]
-        class_names = [lab[str(i)] for i in range(len(lab))]
+    class_names = _volume_class_names(cfg)
     ids = [f"{split}-{i:04d}" for i in range(len(labels))]
     return Split(x, torch.from_numpy(labels.astype(np.int64)), ids, len(class_names), class_names)
 
 
 # ----------------------------------------------------------------------------- load
+
+NDIM = {"audio": 1, "images": 2, "volumes": 3}  # spatial dimensions of each modality's inputs
+
+
+def shard_indices(n: int, shards: int, shard: int) -> list[int]:
+    """Contiguous, near-equal slices of ``range(n)``: shard ``shard`` of ``shards``."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard: expected 0 <= shard < {shards}, got {shard}")
+    bounds = [round(i * n / shards) for i in range(shards + 1)]
+    return list(range(bounds[shard], bounds[shard + 1]))
+
+
+def evaluated_shard(config: dict, dataset: str, shard: int) -> Split:
+    """The evaluated (test) inputs of data set ``dataset`` of a full ``config`` that fall in ``shard``."""
+    cfg = {**config["datasets"][dataset], "seed": config["seed"]}
+    split = load(cfg, "test", Path(config["resources"]), key=dataset)
+    return _take(split, shard_indices(len(split), config["shards"], shard))
 
 
 def balanced_subset(y: list[int] | torch.Tensor, n: int, seed: int) -> list[int]:
@@ -650,10 +809,10 @@ def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: st
         from workflow.scripts import models
 
         files = [files[i] for i in idx]
-        x = _load_images(files, models.data_config(_image_model(cfg)))
+        x = load_images(files, models.data_config(_image_model(cfg)))
         ids = [f.relative_to(root).as_posix() for f in files]
         y = torch.tensor([labels[i] for i in idx], dtype=torch.long)
-        return Split(x, y, ids, 1000, _imagenet_names())
+        return Split(x, y, ids, 1000, imagenet_names())
     if modality == "audio":
         if not (dataset_folder(cfg, resources) / "meta" / "esc50.csv").is_file():
             raise ValueError(f"{dataset_folder(cfg, resources)}: not prepared "

@@ -1,17 +1,30 @@
-"""Score one shard of attributions: insertion, deletion, faithfulness (both AUCs, each configured domain),
-mu-fidelity (pixel domain) and, for the offline sets with a recorded ground truth, localisation.
+"""Score one shard of attributions: insertion, deletion, faithfulness (both AUCs) under the evaluation
+protocols (:mod:`metrics.protocols`), mu-fidelity (pixel domain) and, for the offline sets with a recorded
+ground truth, localisation.
+
+Which curves are scored for a method (:func:`scoring_plan`), each a ``(protocol, domain, ranking)``:
+
+- its Table 1 cell: the method's own domain (WAM: wavelet, baselines: pixel), ranked as the reference does
+  (wavelet domain: ``raw`` in 1D, ``per_band`` in 2D / 3D), under ``evaluation.protocol`` and under the
+  other protocol (``table1_clean`` or ``table1_reference``);
+- the same-domain tables: every domain of ``evaluation.domains`` under ``evaluation.protocol``, the wavelet
+  domain ranked through ``evaluation.ranking`` for every method.
 
 Outputs (atomic, with ``.provenance.json`` sidecars):
 
-- scores CSV, tidy, one row per value: ``dataset, model, method, metric, domain, auc, sample_id, value``
-  (``auc`` is ``-`` for metrics that are not areas). Localisation: the share of the positive attribution
-  that falls on the ground truth; for WAM also per scale (``localisation@level1`` ... ``@approx``) and each
-  scale's share of the total attribution (``scale_share@level1`` ...);
-- curves CSV: ``dataset, model, method, metric, domain, sample_id, fraction, value`` (for the figures).
+- scores CSV, tidy, one row per value: ``dataset, model, method, metric, domain, auc, protocol, ranking,
+  degenerate, sample_id, value`` (``auc``, ``protocol``, ``ranking`` are ``-`` where they do not apply;
+  ``degenerate`` is true where the ranked map is constant: its scores are kept, and counted in the tables).
+  Localisation: the share of the positive attribution that falls on the ground truth; for WAM also per scale
+  (``localisation@level1`` ... ``@approx``) and each scale's share of the total (``scale_share@level1`` ...);
+  path methods: ``completeness_error``, ``|sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|``;
+  ``faithfulness_of_spectra`` and ``input_fidelity`` (:mod:`metrics.spectra`, top 50 %), one per input in the
+  method's Table 1 cell setting (the first entry of :func:`scoring_plan`), ``auc`` ``-``;
+- curves CSV: ``dataset, model, method, metric, domain, protocol, ranking, sample_id, fraction, value``.
 
-The model sees what it was trained on: images and volumes as loaded; audio waveforms in the wavelet
-domain (WAM-1D's coefficients) and log-mel bins in the pixel domain (``model.classifier`` on
-``model.frontend(wave)``), as in the paper.
+The model sees what it was trained on: images are perturbed unnormalised in [0, 1] and normalised after
+(``models.normalization``); audio as log-mel bins in the pixel domain (``model.classifier`` on
+``model.frontend(wave)``) and as the waveform's wavelet coefficients in the wavelet domain (the whole model).
 
 CLI: ``python -m workflow.scripts.evaluate --config results/NAME/config.json --dataset D --model model.pt
 --method METHOD --attributions FILE --scores OUT.csv --curves OUT.csv``.
@@ -26,20 +39,41 @@ import pandas as pd
 import torch
 
 import metrics
+from metrics import protocols
+from metrics.perturbation import constant_rows
 from wam import transform
+from wam.audio import samples_to_frames
 from wam.utils import pick_device
-from workflow.scripts import datasets, io, models
-from workflow.scripts.explain import NDIM, evaluated_shard, frames_of
+from workflow.scripts import datasets, io, models, plugins
+from workflow.scripts.datasets import NDIM, evaluated_shard
 
-SCORE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "auc", "sample_id", "value"]
-CURVE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "sample_id", "fraction", "value"]
+SCORE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking", "degenerate",
+                 "sample_id", "value"]
+CURVE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "protocol", "ranking", "sample_id",
+                 "fraction", "value"]
 
 
-def removed_value(spec: float | str, x: torch.Tensor) -> torch.Tensor | float:
-    """The value of a removed pixel: a number, or ``min`` (each input's own minimum)."""
-    if spec == "min":
-        return x.flatten(1).amin(1).reshape(-1, *[1] * (x.dim() - 1))
-    return float(spec)
+def home_domain(config: dict, method: str) -> str:
+    """The domain a method is scored in for Table 1 (the paper's protocol): WAM wavelet, baselines pixel."""
+    return "wavelet" if config["methods"][method]["kind"] == "wam" else "pixel"
+
+
+def other_protocol(protocol: str) -> str:
+    return next(p for p in protocols.PROTOCOLS if p != protocol)
+
+
+def same_domain_ranking(config: dict, domain: str) -> str:
+    return config["evaluation"]["ranking"] if domain == "wavelet" else "-"
+
+
+def scoring_plan(config: dict, method: str, modality: str) -> list[tuple[str, str, str]]:
+    """Every ``(protocol, domain, ranking)`` whose insertion and deletion curves are scored (no repeats)."""
+    main = config["evaluation"]["protocol"]
+    home = home_domain(config, method)
+    cell = protocols.reference_ranking(modality, home)
+    plan = [(main, home, cell), (other_protocol(main), home, cell)]
+    plan += [(main, d, same_domain_ranking(config, d)) for d in config["evaluation"]["domains"]]
+    return list(dict.fromkeys(plan))
 
 
 def level_names(n_scales: int) -> list[str]:
@@ -54,11 +88,34 @@ def localisation(maps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, inside / total.clamp_min(1e-30), torch.zeros_like(total))
 
 
-def truth_like(truth: torch.Tensor, modality: str, frames: int | None) -> torch.Tensor:
+def truth_like(truth: torch.Tensor, modality: str, frames: int | None, hop: int | None) -> torch.Tensor:
     """The ground truth on the attribution's grid (audio: a frame is inside if most of its samples are)."""
     if modality == "audio":
-        return frames_of(truth.float().unsqueeze(1), frames)[:, 0] > 0.5
+        return samples_to_frames(truth.float().unsqueeze(1), hop, frames)[:, 0] > 0.5
     return truth.bool()
+
+
+def data_spaces(config: dict, dataset: str, model: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Per domain: ``(model, input in the data's own space, preprocess)`` (see the module docstring)."""
+    modality = config["datasets"][dataset]["modality"]
+    if modality == "images":
+        normalize = models.normalization(config["datasets"][dataset]["models"][0]).to(x.device)
+        space = (model, normalize.inverse(x), normalize)
+        return {"pixel": space, "wavelet": space}
+    if modality == "audio":
+        return {"pixel": (model.classifier, model.frontend(x).detach(), None), "wavelet": (model, x, None)}
+    return {"pixel": (model, x, None), "wavelet": (model, x, None)}
+
+
+SPECTRA_METRICS = ("faithfulness_of_spectra", "input_fidelity")
+
+
+def spectra_scores(net, inputs: torch.Tensor, y: torch.Tensor, attribution, domain: str, preprocess,
+                   options: dict, batch_size: int) -> dict[str, torch.Tensor]:
+    """Faithfulness of Spectra and Input Fidelity ``[n]`` each (:mod:`metrics.spectra`, top 50 %) on the inputs,
+    attribution and protocol options of one scoring setting (``score`` uses the Table 1 cell's)."""
+    return {name: metrics.get(name)(net, inputs, y, attribution, domain=domain, preprocess=preprocess,
+                                    batch_size=batch_size, **options) for name in SPECTRA_METRICS}
 
 
 def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, method: str,
@@ -66,60 +123,83 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
     modality = config["datasets"][dataset]["modality"]
     evaluation, wavelet_cfg = config["evaluation"], config["wavelet"][modality]
     x, y = data.x.to(device), data.y.to(device)
-    audio = modality == "audio"
-    pixel_model, pixel_x = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
+    spaces = data_spaces(config, dataset, model, x)
     rows, curve_rows = [], []
 
-    def add(metric: str, domain: str, auc: str, values: torch.Tensor) -> None:
-        for sample_id, v in zip(data.ids, values.tolist(), strict=True):
-            rows.append((dataset, model_name, method, metric, domain, auc, sample_id, float(v)))
+    def add(metric: str, domain: str, auc: str, protocol: str, ranking: str, degenerate: torch.Tensor,
+            values: torch.Tensor) -> None:
+        for sample_id, flag, v in zip(data.ids, degenerate.tolist(), values.tolist(), strict=True):
+            rows.append((dataset, model_name, method, metric, domain, auc, protocol, ranking, bool(flag),
+                         sample_id, float(v)))
 
-    common = dict(steps=evaluation["steps"], batch_size=evaluation["batch_size"])
-    for domain in evaluation["domains"]:
+    pixel = attributions["pixel"].to(device)
+    for protocol, domain, ranking in scoring_plan(config, method, modality):
+        net, inputs, preprocess = spaces[domain]
+        inputs, options = protocols.setup(protocol, modality, domain, inputs, seed=config["seed"])
         if domain == "pixel":
-            net, inputs, attribution = pixel_model, pixel_x, attributions["pixel"].to(device)
-            kwargs = dict(domain="pixel", baseline=removed_value(evaluation["baseline"][modality], pixel_x))
+            attribution = pixel
         else:
-            net, inputs = model, x
-            attribution = transform.unbands([w.to(device) for w in attributions["wavelet"]], NDIM[modality])
-            kwargs = dict(domain="wavelet", **wavelet_cfg)
-        curves = {kind: getattr(metrics, kind)(net, inputs, y, attribution, **common, **kwargs)
+            bands = protocols.rank_maps([w.to(device) for w in attributions["wavelet"]], ranking)
+            attribution = transform.unbands(bands, NDIM[modality])
+            options.update(wavelet_cfg)
+        curves = {kind: getattr(metrics, kind)(net, inputs, y, attribution, domain=domain, steps=evaluation["steps"],
+                                               batch_size=evaluation["batch_size"], preprocess=preprocess,
+                                               **options)
                   for kind in ("insertion", "deletion")}
+        degenerate = curves["insertion"].degenerate
+        if (protocol, domain, ranking) == scoring_plan(config, method, modality)[0]:  # the Table 1 cell
+            for metric, values in spectra_scores(net, inputs, y, attribution, domain, preprocess, options,
+                                                 evaluation["batch_size"]).items():
+                add(metric, domain, "-", protocol, ranking, degenerate, values)
         for auc in ("paper", "trapezoid"):
             areas = {kind: c.auc(auc) for kind, c in curves.items()}
-            add("insertion", domain, auc, areas["insertion"])
-            add("deletion", domain, auc, areas["deletion"])
-            add("faithfulness", domain, auc, areas["insertion"] - areas["deletion"])
+            add("insertion", domain, auc, protocol, ranking, degenerate, areas["insertion"])
+            add("deletion", domain, auc, protocol, ranking, degenerate, areas["deletion"])
+            add("faithfulness", domain, auc, protocol, ranking, degenerate, areas["insertion"] - areas["deletion"])
         for kind, c in curves.items():
             fractions = c.fractions.tolist()
             for sample_id, probs in zip(data.ids, c.probs.tolist(), strict=True):
-                curve_rows.extend((dataset, model_name, method, kind, domain, sample_id, f, p)
+                curve_rows.extend((dataset, model_name, method, kind, domain, protocol, ranking, sample_id, f, p)
                                   for f, p in zip(fractions, probs, strict=True))
+
+    pixel_degenerate = constant_rows(pixel.flatten(1))
+    protocol = evaluation["protocol"]
+    net, inputs, preprocess = spaces["pixel"]
+    inputs, options = protocols.setup(protocol, modality, "pixel", inputs, seed=config["seed"])
     mu = evaluation["mu_fidelity"]
-    add("mu_fidelity", "pixel", "-", metrics.mu_fidelity(
-        pixel_model, pixel_x, y, attributions["pixel"].to(device), grid=mu["grid"], subset=mu["subset"],
-        samples=mu["samples"], baseline=removed_value(evaluation["baseline"][modality], pixel_x),
-        seed=config["seed"], batch_size=evaluation["batch_size"]))
+    add("mu_fidelity", "pixel", "-", protocol, "-", pixel_degenerate, metrics.mu_fidelity(
+        net, inputs, y, pixel, grid=mu["grid"], subset=mu["subset"], samples=mu["samples"],
+        baseline=options["baseline"], seed=config["seed"], preprocess=preprocess,
+        postprocess=options["postprocess"], batch_size=evaluation["batch_size"]))
+
+    if "completeness" in attributions:  # |sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|
+        c = attributions["completeness"]
+        gap = (c["attribution_sum"] - c["delta"]).abs() / c["delta"].abs().clamp_min(1e-12)
+        add("completeness_error", "-", "-", "-", "-", torch.zeros(len(data.ids), dtype=torch.bool), gap)
 
     truth = datasets.ground_truth({**config["datasets"][dataset], "_key": dataset},
                                   Path(config["resources"]), data.ids)
     pixel, scales = attributions["pixel"], attributions.get("scales")
+    audio = modality == "audio"
     time_map = pixel.sum(1) if audio else pixel  # audio: [n, mels, frames] -> [n, frames]
-    mask = None if truth is None else truth_like(truth, modality, time_map.shape[-1] if audio else None)
+    hop = model.frontend.mel.hop_length if audio else None
+    mask = None if truth is None else truth_like(truth, modality, time_map.shape[-1] if audio else None, hop)
+    no = torch.zeros(len(data.ids), dtype=torch.bool)
     if mask is not None:
-        add("localisation", "pixel", "-", localisation(time_map, mask))
+        add("localisation", "pixel", "-", "-", "-", pixel_degenerate, localisation(time_map, mask))
     if scales is not None:
         totals = scales.flatten(2).sum(2)
         share = totals / totals.sum(1, keepdim=True).clamp_min(1e-30)
         for i, level in enumerate(level_names(scales.shape[1])):
-            add(f"scale_share@{level}", "pixel", "-", share[:, i])
+            add(f"scale_share@{level}", "pixel", "-", "-", "-", no, share[:, i])
             if mask is not None:
-                add(f"localisation@{level}", "pixel", "-", localisation(scales[:, i], mask))
+                add(f"localisation@{level}", "pixel", "-", "-", "-", no, localisation(scales[:, i], mask))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS), pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)
 
 
 def run(config: dict, dataset: str, model_path: Path, method: str, attributions_path: Path,
         scores_path: Path, curves_path: Path) -> None:
+    plugins.load(config)  # the same plug-in metrics as the DAG
     device = pick_device(config["device"])
     attributions = torch.load(attributions_path, map_location="cpu", weights_only=False)
     shard = int(Path(attributions_path).stem)
@@ -134,7 +214,8 @@ def run(config: dict, dataset: str, model_path: Path, method: str, attributions_
     io.write_csv(curves, curves_path)
     io.write_json(Path(f"{scores_path}.provenance.json"), io.provenance(
         stage="evaluate", dataset=dataset, model=str(model_path), method=method, shard=shard,
-        evaluation=config["evaluation"], wavelet=config["wavelet"], seed=config["seed"], device_used=str(device)))
+        evaluation=config["evaluation"], wavelet=config["wavelet"], seed=config["seed"], device_used=str(device),
+        plan=scoring_plan(config, method, config["datasets"][dataset]["modality"])))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,15 +5,20 @@ Output (``torch.save``, atomic, with a ``.provenance.json`` sidecar) — a dict:
 - ``ids`` [n] sample ids, ``y`` [n] targets, ``seconds`` the attribution time;
 - ``pixel``: the attribution in the model's input space, ``[n, *spatial]`` (channels summed): images and
   volumes pixels / voxels; audio the log-mel bins ``[n, mels, frames]`` of ``model.classifier``'s input;
-- ``wavelet``: per-band importance of the input's own wavelet coefficients, ptwt structure of ``[n, 1, *band]``
-  tensors (audio: coefficients of the waveform);
+- ``wavelet``: per-band importance of the input's own wavelet coefficients, raw magnitudes (not normalised),
+  ptwt structure of ``[n, 1, *band]`` tensors (audio: coefficients of the waveform); the scoring stage
+  aggregates them for ranking (``metrics.protocols.rank_maps``);
 - ``scales``: WAM only, per-level maps ``[n, levels + 1, *spatial]`` (finest first, approximation last;
-  audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``).
+  audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``);
+- ``cam_layer``: the layer of a class activation map (its dotted name), else absent;
+- ``completeness``: path methods (WAM-IG, Integrated Gradients) only, ``attribution_sum`` and
+  ``delta = f(x) - f(x0)`` ``[n]`` (logits of the explained network and input space).
 
 How each method reaches the other domain (the suite scores every method in both):
-WAM's pixel map is its ``heatmap()`` (audio: averaged over each frame's samples and spread over the mels);
-a baseline's wavelet map is ``|W(a)|``, the magnitude of the wavelet transform of its pixel map (audio: the
-frame importance, summed over mels, interpolated to the waveform's samples, then transformed).
+WAM's pixel map is its ``heatmap()`` (audio: averaged over each STFT frame's samples and spread over the
+mels); a baseline's wavelet map is ``|W(a)|``, the magnitude of the wavelet transform of its pixel map (audio:
+the log-mel map projected onto the wavelet tiling by frequency band and frame,
+:func:`project_to_wavelet_tiling`).
 
 CLI: ``python -m workflow.scripts.explain --config results/NAME/config.json --dataset D --model M
 --method METHOD --shard K --out FILE``.
@@ -26,31 +31,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import baselines
 from wam import WAM, transform
+from wam.audio import samples_to_frames
 from wam.utils import pick_device
-from workflow.scripts import datasets, io, models
-
-NDIM = {"audio": 1, "images": 2, "volumes": 3}
-
-
-def shard_indices(n: int, shards: int, shard: int) -> list[int]:
-    """Contiguous, near-equal slices of ``range(n)``: shard ``shard`` of ``shards``."""
-    if not 0 <= shard < shards:
-        raise ValueError(f"shard: expected 0 <= shard < {shards}, got {shard}")
-    bounds = [round(i * n / shards) for i in range(shards + 1)]
-    return list(range(bounds[shard], bounds[shard + 1]))
-
-
-def evaluated_shard(config: dict, dataset: str, shard: int) -> datasets.Split:
-    """The evaluated (test) inputs of ``dataset`` that fall in ``shard``."""
-    cfg = {**config["datasets"][dataset], "seed": config["seed"]}
-    split = datasets.load(cfg, "test", Path(config["resources"]), key=dataset)
-    idx = shard_indices(len(split), config["shards"], shard)
-    return datasets.Split(split.x[idx], split.y[idx], [split.ids[i] for i in idx], split.n_classes,
-                          split.class_names)
+from workflow.scripts import io, models, plugins
+from workflow.scripts.datasets import NDIM, evaluated_shard, shard_indices  # noqa: F401 (experiments use them)
 
 
 def method_options(config: dict, method: str, modality: str) -> dict:
@@ -58,16 +45,38 @@ def method_options(config: dict, method: str, modality: str) -> dict:
     return {**spec.get("options", {}), **spec.get("per_modality", {}).get(modality, {})}
 
 
-def frames_of(signal: torch.Tensor, frames: int) -> torch.Tensor:
-    """Average ``[n, K, T]`` samples into ``frames`` time frames -> ``[n, K, frames]``."""
-    return F.adaptive_avg_pool1d(signal, frames)
-
-
 def wavelet_magnitudes(pixel: torch.Tensor, ndim: int, wavelet_cfg: dict) -> list[torch.Tensor]:
     """``|W(a)|`` per band, ``[n, 1, *band]``, for a pixel-domain map ``a`` ``[n, *spatial]``."""
     coeffs = transform.wavedec(pixel.unsqueeze(1), ndim, wavelet_cfg["wavelet"], wavelet_cfg["levels"],
                                wavelet_cfg["mode"])
     return [b.abs() for b in transform.bands(coeffs)]
+
+
+def project_to_wavelet_tiling(pixel: torch.Tensor, frontend: torch.nn.Module, x: torch.Tensor,
+                              wavelet_cfg: dict) -> list[torch.Tensor]:
+    """A log-mel attribution ``[n, mels, frames]`` on the waveform's wavelet coefficients, per band
+    ``[n, 1, band]``: coefficient ``k`` of a band takes ``|sum|`` of the attribution of the mel bins whose centre
+    frequency lies in the band's octave (detail level ``j``: ``[sr / 2^(j+1), sr / 2^j)``; approximation: below
+    ``sr / 2^(levels+1)``), at the STFT frame nearest the coefficient's centre ``(k + 1/2) 2^j`` samples.
+
+    Every coefficient of one frame and band gets the same value (exact ties, ordered by the protocol), so
+    float round-off in the attribution cannot reorder them.
+    """
+    coeffs = transform.bands(transform.wavedec(x[:1].unsqueeze(1), 1, wavelet_cfg["wavelet"],
+                                               wavelet_cfg["levels"], wavelet_cfg["mode"]))
+    fb, rate, hop = frontend.mel.mel_scale.fb, frontend.sample_rate, frontend.mel.hop_length
+    freqs = torch.linspace(0, rate / 2, fb.shape[0], device=fb.device)
+    centres = (fb * freqs[:, None]).sum(0) / fb.sum(0).clamp_min(1e-12)  # [mels], Hz
+    levels = transform.band_levels(len(coeffs), 1)
+    out = []
+    for i, (band, level) in enumerate(zip(coeffs, levels, strict=True)):
+        low, high = (0.0, rate / 2 ** (level + 1)) if i == 0 else (rate / 2 ** (level + 1), rate / 2 ** level)
+        in_band = ((centres >= low) & (centres < high)).to(pixel.dtype)
+        per_frame = (pixel * in_band.to(pixel.device)[:, None]).sum(1).abs()  # [n, frames]
+        position = (torch.arange(band.shape[-1], device=pixel.device) + 0.5) * 2 ** level
+        frame = torch.round(position / hop).long().clamp(0, per_frame.shape[-1] - 1)
+        out.append(per_frame[:, frame].unsqueeze(1))
+    return out
 
 
 def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: torch.Tensor,
@@ -78,33 +87,55 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
     spec, options = config["methods"][method], method_options(config, method, modality)
     batch_size = config["evaluation"]["batch_size"]
     audio = modality == "audio"
-    frames = model.frontend(x[:1]).shape[-1] if audio else None
+    if audio:
+        spectrogram = model.frontend(x[:1])
+        mels, frames, hop = spectrogram.shape[-2], spectrogram.shape[-1], model.frontend.mel.hop_length
+    out = {}
     start = time.perf_counter()
     if spec["kind"] == "wam":
-        expl = WAM(model, ndim=ndim, batch_size=batch_size, seed=config["seed"], **wavelet_cfg, **options)(x, y)
+        explainer = WAM(model, ndim=ndim, batch_size=batch_size, seed=config["seed"], **wavelet_cfg, **options)
+        expl = explainer(x, y)
+        net, inputs = model, x
+        total = sum(g.flatten(1).sum(1) for g in transform.bands(expl.grads))
         pixel, scales = expl.heatmap(), expl.scales(approx=True)
         if audio:
-            mels = model.frontend(x[:1]).shape[-2]
-            pixel = frames_of(pixel.unsqueeze(1), frames).expand(-1, mels, -1)
-            scales = frames_of(scales, frames)
-        wavelet = [m.unsqueeze(1) for m in expl.band_maps(normalize=True)]
-        out = {"scales": scales}
+            pixel = samples_to_frames(pixel.unsqueeze(1), hop, frames).expand(-1, mels, -1)
+            scales = samples_to_frames(scales, hop, frames)
+        wavelet = [m.unsqueeze(1) for m in expl.band_maps(normalize=False)]
+        out["scales"] = scales
     else:
         net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
-        pixel = baselines.get(method, net, batch_size=batch_size, **options)(inputs, y).sum(1)
-        if audio:  # frame importance spread back over the waveform's samples
-            per_sample = F.interpolate(pixel.sum(1, keepdim=True), size=x.shape[-1], mode="linear",
-                                       align_corners=False)[:, 0]
-            wavelet = wavelet_magnitudes(per_sample, ndim, wavelet_cfg)
+        cam = baselines.is_cam(method)
+        explainer = baselines.get(method, net, batch_size=batch_size, **options,
+                                  **(models.cam_options(net) if cam else {}))
+        signed = explainer(inputs, y)
+        pixel, total = signed.sum(1), signed.flatten(1).sum(1)
+        if cam:
+            out["cam_layer"] = explainer.layer_name
+        if audio:
+            wavelet = project_to_wavelet_tiling(pixel, model.frontend, x, wavelet_cfg)
         else:
             wavelet = wavelet_magnitudes(pixel, ndim, wavelet_cfg)
-        out = {}
     seconds = time.perf_counter() - start
+    x0 = explainer.path_baseline(inputs)
+    if x0 is not None:
+        out["completeness"] = completeness(net, inputs, x0, y, total)
     return {**out, "pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet],
             "seconds": seconds}
 
 
+@torch.no_grad()
+def completeness(net: torch.nn.Module, x: torch.Tensor, x0: torch.Tensor, y: torch.Tensor, total: torch.Tensor
+                 ) -> dict[str, torch.Tensor]:
+    """A path method's ``attribution_sum`` ``[n]`` beside ``delta = f_y(x) - f_y(x0)`` ``[n]`` (logits):
+    they agree when the path integral is well resolved (completeness)."""
+    logits = net(torch.cat([x, x0])).gather(1, torch.cat([y, y])[:, None])[:, 0]
+    fx, fx0 = logits.split(len(y))
+    return {"attribution_sum": total.detach().cpu(), "delta": (fx - fx0).cpu()}
+
+
 def run(config: dict, dataset: str, model_path: Path, method: str, shard: int, out: Path) -> None:
+    plugins.load(config)  # the same plug-in methods as the DAG
     device = pick_device(config["device"])
     torch.manual_seed(config["seed"])
     data = evaluated_shard(config, dataset, shard)
@@ -117,7 +148,8 @@ def run(config: dict, dataset: str, model_path: Path, method: str, shard: int, o
     io.write_json(Path(f"{out}.provenance.json"), io.provenance(
         stage="explain", dataset=dataset, model=str(model_path), method=method, shard=shard,
         config={k: config[k] for k in ("name", "seed", "device", "shards", "wavelet")},
-        method_config=config["methods"][method], device_used=str(device), seconds=result["seconds"]))
+        method_config=config["methods"][method], device_used=str(device), seconds=result["seconds"],
+        cam_layer=result.get("cam_layer")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,8 @@
 
 - ``examples_{dataset}_{model}.png``: for the first inputs of shard 0, the input (audio: its log-mel), the
   first WAM method's dyadic map and per-scale maps (from the stored attributions) and each method's map;
-- ``curves_{dataset}_{model}.png``: mean curve and one-standard-error band per method (WAM in the wavelet
-  domain, baselines in the pixel domain);
+- ``curves_{dataset}_{model}.png``: mean curve and one-standard-error band per method: Table 1's curves
+  (``evaluation.protocol``, WAM in the wavelet domain, baselines in the pixel domain);
 - ``scales_{dataset}_{model}.png``: WAM's mean share of importance per level (and localisation per level
   when a ground truth exists).
 """
@@ -20,9 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from metrics.protocols import reference_ranking  # noqa: E402
 from wam import Explanation, transform, viz  # noqa: E402
 from workflow.scripts import io, models  # noqa: E402
-from workflow.scripts.explain import NDIM, evaluated_shard  # noqa: E402
+from workflow.scripts.datasets import NDIM, evaluated_shard  # noqa: E402
+from workflow.scripts.evaluate import home_domain  # noqa: E402
 
 N_EXAMPLES = 2
 
@@ -86,12 +88,15 @@ def examples(config: dict, dataset: str, model_name: str, out: Path) -> None:
 def curves(config: dict, dataset: str, model_name: str, out: Path) -> None:
     files = [Path("results") / config["name"] / "curves" / dataset / model_name / m / f"{s}.csv"
              for m in config["methods"] for s in range(config["shards"])]
-    frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_csv(f, keep_default_na=False) for f in files], ignore_index=True)
+    modality = config["datasets"][dataset]["modality"]
+    frame = frame[frame["protocol"] == config["evaluation"]["protocol"]]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, kind in zip(axes, ("insertion", "deletion"), strict=True):
         for method, spec in config["methods"].items():
-            domain = "wavelet" if spec["kind"] == "wam" else "pixel"
-            part = frame[(frame["method"] == method) & (frame["metric"] == kind) & (frame["domain"] == domain)]
+            domain = home_domain(config, method)
+            part = frame[(frame["method"] == method) & (frame["metric"] == kind) & (frame["domain"] == domain)
+                         & (frame["ranking"] == reference_ranking(modality, domain))]
             if part.empty:
                 continue
             stats = part.groupby("fraction")["value"].agg(["mean", "sem"]).fillna(0.0)

@@ -8,8 +8,8 @@ Names (``available()``):
   Offline; never trained by the workflow.
 - ``timm:<name>``: any timm model, ``pretrained=True`` by default (hub download: paper config only).
 - ``audio_resnet``: ``wam.audio.WaveformClassifier(LogMel(n_mels=64, hop_length=512,
-  top_db=80), NoiseFloor + BatchNorm2d(1) + small timm ResNet with global max pooling)`` with one
-  input channel. Input waveform ``[B, T]`` (44.1 kHz) -> ``[B, n_classes]``.
+  floor_db=5), BatchNorm2d(1) + small timm ResNet with global max pooling)`` with one input
+  channel. Input waveform ``[B, T]`` (44.1 kHz, peak-normalised) -> ``[B, n_classes]``.
 - ``resnet3d``: monai ResNet-18, ``spatial_dims=3, n_input_channels=1`` (quarter width, stride-2
   stem, no max-pool by default: CPU budget, and a 2^3 last feature map at 28^3 for GradCAM).
   ``[B, 1, S, S, S]`` -> ``[B, n_classes]``.
@@ -38,7 +38,7 @@ from torch import nn
 from workflow.scripts import io
 
 __all__ = ["available", "build", "save", "load", "data_config", "is_pretrained", "lr_scale",
-           "augment"]
+           "augment", "cam_options", "normalization", "Normalize", "spec"]
 
 _SPEC_ATTR = "_wam_bench_spec"
 TIMM_PREFIX = "timm:"
@@ -81,37 +81,28 @@ def _timm(name: str) -> Callable[..., nn.Module]:
     return make
 
 
-class NoiseFloor(nn.Module):
-    """Subtract each clip's noise floor: the median over time of every mel band (decibels).
-
-    The offline clips are short events over stationary noise of random level, so the median over
-    time is the noise; what remains is the event, independent of the noise level. ``[B, 1, M, T]``
-    -> same shape.
-    """
-
-    def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return spec - spec.median(dim=-1, keepdim=True).values
-
-
 def _audio_resnet(
     n_classes: int,
     sample_rate: int = 44100,
     n_fft: int = 1024,
     hop_length: int | None = 512,
     n_mels: int = 64,
-    top_db: float | None = 80.0,
+    floor_db: float = 5.0,
     channels: tuple[int, ...] = (16, 32, 64, 128),
     layers: tuple[int, ...] = (1, 1, 1, 1),
     global_pool: str = "max",
-    noise_floor: bool = True,
 ) -> nn.Module:
     """Log-mel + a small timm ResNet, sized for 2 CPU cores.
 
-    Log-mel: 64 mels (half of torchaudio's 128), hop 512 (11.6 ms) -> ``[B, 1, 64, 431]`` for a
-    5 s clip; ``top_db=80`` (the decibel floor is clamped 80 dB under each clip's peak).
-    ``noise_floor``: ``NoiseFloor`` first (the clip's noise level removed). ``global_pool="max"``:
-    the offline clips are short events (50 ms to 1.7 s) in 5 s of noise, which an average over
-    time would dilute; the max keeps them. Trained with random circular time shifts (``AUGMENT``).
+    Log-mel (``wam.audio.LogMel``): 64 mels (half of torchaudio's 128), hop 512 (11.6 ms) ->
+    ``[B, 1, 64, 431]`` for a 5 s clip, in decibels above an additive floor of ``floor_db`` (5 dB: the
+    clips are peak-normalised at load, their loudest mel bins reach 27-48 dB and their background noise
+    stays under 0 dB, so the floor hides the noise and keeps each event's top 22-43 dB). The floor keeps
+    the model sensitive to the clip's level (Integrated Gradients from silence is meaningful: completeness
+    is tested) and each clip's spectrogram independent of its batch. ``BatchNorm2d(1)`` standardises the
+    decibel scale (learned, then frozen in eval mode). ``global_pool="max"``: the offline clips are short
+    events (50 ms to 1.7 s) in 5 s of noise, which an average over time would dilute; the max keeps them.
+    Trained with random circular time shifts (``AUGMENT``).
     """
     from timm.models.resnet import BasicBlock, ResNet
 
@@ -121,13 +112,10 @@ def _audio_resnet(
         block=BasicBlock, layers=tuple(layers), channels=tuple(channels), in_chans=1,
         num_classes=n_classes, stem_width=channels[0], global_pool=global_pool,
     )
-    # NoiseFloor removes the clip's noise level; BatchNorm2d(1) standardises the decibel scale
-    # (learned, then frozen in eval mode).
-    classifier = nn.Sequential(*([NoiseFloor()] if noise_floor else []), nn.BatchNorm2d(1), resnet)
     return WaveformClassifier(
         frontend=LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-                        top_db=top_db),
-        classifier=classifier,
+                        floor_db=floor_db),
+        classifier=nn.Sequential(nn.BatchNorm2d(1), resnet),
     )
 
 
@@ -149,15 +137,28 @@ def _resnet3d(n_classes: int, widen_factor: float = 0.25, conv1_t_stride: int = 
 
 class ViTClassifier(nn.Module):
     """monai ``ViT(classification=True)`` whose forward returns logits ``[B, n_classes]`` only
-    (monai returns ``(logits, hidden_states)``)."""
+    (monai returns ``(logits, hidden_states)``).
 
-    def __init__(self, vit: nn.Module) -> None:
+    Its class activation map is taken on the last block's normalised input tokens (``cam_layer``, the
+    ``norm1`` of the last block: the last tokens through which the patches still reach the class token;
+    after the last block only the class token reaches the head, so the patch tokens' gradients are zero
+    there), reshaped to the patch grid by ``tokens_to_grid`` (pytorch-grad-cam's ``reshape_transform``).
+    """
+
+    def __init__(self, vit: nn.Module, grid: tuple[int, ...]) -> None:
         super().__init__()
         self.vit = vit
+        self.grid = tuple(grid)
+        self.cam_layer = f"vit.blocks.{len(vit.blocks) - 1}.norm1"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.vit(x)
         return out[0] if isinstance(out, tuple | list) else out
+
+    def tokens_to_grid(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, 1 + N, D]`` (class token first) -> ``[B, D, *grid]`` with ``N = prod(grid)`` patches."""
+        patches = tokens[:, 1:]
+        return patches.reshape(patches.shape[0], *self.grid, patches.shape[-1]).movedim(-1, 1)
 
 
 def _vit3d(
@@ -179,7 +180,7 @@ def _vit3d(
         hidden_size=hidden_size, mlp_dim=mlp_dim, num_layers=num_layers, num_heads=num_heads,
         classification=True, num_classes=n_classes, spatial_dims=3, post_activation=None,
     )
-    return ViTClassifier(vit)
+    return ViTClassifier(vit, grid=(img_size // patch_size,) * 3)
 
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -196,10 +197,14 @@ _PRETRAINED = {"efficientnet_lite0"}
 LR_SCALE: dict[str, float] = {"resnet3d": 0.3, "vit3d": 0.3}
 
 
+def spec(model: nn.Module) -> dict | None:
+    """``{"name", "n_classes", "kwargs"}`` of a model built by :func:`build` (``None`` for any other)."""
+    return getattr(model, _SPEC_ATTR, None)
+
+
 def lr_scale(model_or_name: nn.Module | str) -> float:
     """Multiplier of ``training.lr`` for a registry model (or its name); 1.0 when none is set."""
-    name = model_or_name if isinstance(model_or_name, str) else (
-        getattr(model_or_name, _SPEC_ATTR, None) or {}).get("name", "")
+    name = model_or_name if isinstance(model_or_name, str) else (spec(model_or_name) or {}).get("name", "")
     return float(LR_SCALE.get(name, 1.0))
 
 
@@ -219,9 +224,17 @@ AUGMENT: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
 
 def augment(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``x`` augmented for training ``model`` (a registry model), or ``x`` itself when it has none."""
-    name = (getattr(model, _SPEC_ATTR, None) or {}).get("name", "")
-    fn = AUGMENT.get(name)
+    fn = AUGMENT.get((spec(model) or {}).get("name", ""))
     return fn(x, generator) if fn is not None else x
+
+
+def cam_options(model: nn.Module) -> dict:
+    """The CAM baselines' ``layer`` / ``reshape`` options a model declares (ViTs: their token grid), or
+    ``{}``: CNNs (timm, monai, the audio ResNet) resolve their last spatial feature map automatically
+    (:func:`baselines.base.last_feature_map`)."""
+    if isinstance(model, ViTClassifier):
+        return {"layer": model.cam_layer, "reshape": model.tokens_to_grid}
+    return {}
 
 
 def available() -> list[str]:
@@ -253,6 +266,28 @@ def build(name: str, n_classes: int, **kw: Any) -> nn.Module:
     return model.eval()
 
 
+class Normalize(nn.Module):
+    """An image model's input normalisation ``(x - mean) / std`` per channel, for ``x [B, C, H, W]`` in [0, 1]
+    RGB (``inverse`` undoes it). The evaluation perturbs unnormalised images and applies this after."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+
+def normalization(name: str) -> Normalize:
+    """The normalisation of image model ``name`` (its timm data config's ``mean`` and ``std``)."""
+    cfg = data_config(name)
+    return Normalize(tuple(cfg["mean"]), tuple(cfg["std"]))
+
+
 def data_config(name: str) -> dict:
     """timm data config (input_size, interpolation, mean, std, crop_pct, crop_mode) of an image
     model, from its pretrained config (no model is built, nothing downloaded)."""
@@ -270,10 +305,10 @@ def data_config(name: str) -> dict:
 
 def save(model: nn.Module, path: str | Path, meta: dict | None = None) -> Path:
     """Write ``model`` (built by ``build``) to ``path`` atomically; ``meta`` is stored as is."""
-    spec = getattr(model, _SPEC_ATTR, None)
-    if spec is None:
+    built = spec(model)
+    if built is None:
         raise ValueError("model: not built by workflow.scripts.models.build (no registry spec)")
-    ckpt = {**spec, "state_dict": model.state_dict(), "meta": dict(meta or {})}
+    ckpt = {**built, "state_dict": model.state_dict(), "meta": dict(meta or {})}
     with io.atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
     return Path(path)
@@ -294,6 +329,6 @@ def load(path: str | Path) -> nn.Module:
         kw["pretrained"] = False
     model = build(name, n_classes, **kw)
     model.load_state_dict(state)
-    getattr(model, _SPEC_ATTR)["kwargs"] = dict(ckpt["kwargs"])
+    spec(model)["kwargs"] = dict(ckpt["kwargs"])
     model.meta = ckpt.get("meta", {})
     return model.eval()

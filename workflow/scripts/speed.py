@@ -6,6 +6,7 @@ Rows ``benchmark, variant, device, seconds, reference_seconds, ratio``:
   (:mod:`wam.bench`);
 - ``baseline-{name}``: each baseline over the same floor on the inputs it sends through the model
   (``B`` for Saliency and the CAMs, ``B x n_samples`` for SmoothGrad, ``B x n_steps`` for IG);
+- ``perturbation-2d``: ``wam.optimize_mask`` (3 alphas) over the same floor on ``B x alphas x steps`` inputs;
 - ``metric-deletion-vs-quantus``: Quantus' PixelFlipping over ours at equal work and equal curves
   (the ratio is Quantus' time over ours: how many times faster we are);
 - ``metric-deletion-vs-forward``: our deletion over the forward passes alone on the same perturbed inputs.
@@ -25,7 +26,7 @@ import baselines
 from metrics.bench import compare_with_quantus
 from wam import bench
 from wam.utils import pick_device
-from workflow.scripts import io
+from workflow.scripts import io, plugins
 
 BASELINE_OPTIONS = {"smoothgrad": ("n_samples", 50), "integrated_gradients": ("n_steps", 50)}
 
@@ -65,12 +66,17 @@ def metric_rows(device: torch.device, scale: str, repeats: int) -> list[dict]:
 
 
 def run(config: dict, out: Path) -> None:
+    plugins.load(config)  # plug-in baselines are timed like the built-in ones (baseline_rows)
     device = pick_device(config["device"])
     scale, repeats = config["speed"]["scale"], config["speed"]["repeats"]
     rows = bench.run(scale, str(device), repeats).to_dict("records")
     _, image_model, images, _ = bench.cases(scale, device)[0]
-    rows += baseline_rows(image_model, images if scale == "paper" else images[:2], 64 if device.type == "cuda" else 16,
-                          repeats)
+    batch_size = 64 if device.type == "cuda" else 16
+    inputs = images if scale == "paper" else images[:2]
+    rows += baseline_rows(image_model, inputs, batch_size, repeats)
+    y = torch.zeros(inputs.shape[0], dtype=torch.long, device=device)
+    rows.append(bench.perturbation_vs_floor("perturbation-2d", image_model, inputs, y, 2, [0.0, 10.0, 100.0],
+                                            50 if scale == "paper" else 10, batch_size, repeats))
     rows += metric_rows(device, scale, repeats)
     table = pd.DataFrame(rows, columns=bench.COLUMNS)
     io.write_text(out, table.to_csv(index=False, float_format="%.6g", lineterminator="\n"))

@@ -1,13 +1,22 @@
 """Gather every per-sample score into ``scores/scores.csv`` and write the benchmark's tables.
 
 Each cell is a mean over the evaluated inputs with a bootstrap 95 % interval (``evaluation.bootstrap``
-resamples, seeded). Tables (CSV long format + Markdown; Table 1 also LaTeX) under ``results/NAME/tables/``:
+resamples, seeded) and the count of degenerate (constant) maps among them. Tables (CSV long format +
+Markdown with its caption below the table; Table 1 also LaTeX) under ``results/NAME/tables/``:
 
 - ``table1``: the paper's layout. Rows: methods; columns: modality x (Insertion, Deletion, Faithfulness),
-  paper AUC, WAM in the wavelet domain and baselines in the pixel domain (the paper's protocol), on the first
-  model of each modality; the published value beside each cell and the difference.
-- ``table1_{pixel,wavelet}_{paper,trapezoid}``: every method in the same domain and AUC, every model.
-- ``mu_fidelity``, ``localisation`` (offline sets; WAM also per scale), ``scales`` (WAM's share per level).
+  paper AUC, under ``evaluation.protocol``, WAM in the wavelet domain and baselines in the pixel domain
+  (the paper's protocol), ranked as the reference evaluators rank, on the first model of each modality; the
+  published value beside each cell and the difference.
+- ``table1_<other protocol>``: the same cells under the other protocol (``table1_clean`` by default).
+- ``table1_<dataset>_<model>``: the same cells for every model of every data set.
+- ``table1_{pixel,wavelet}_{paper,trapezoid}``: every method in the same domain and AUC, every model, the
+  wavelet domain ranked through ``evaluation.ranking`` for every method.
+- ``appendix_metrics`` (also LaTeX): Faithfulness of Spectra, Input Fidelity and mu-fidelity per method and
+  (data set, model); ``appendix_baselines`` (also LaTeX): Insertion, Deletion and Faithfulness of every method,
+  both domains and both AUC conventions.
+- ``mu_fidelity``, ``completeness`` (path methods: relative gap between the attributions' sum and
+  ``f(x) - f(x0)``), ``localisation`` (offline sets; WAM also per scale), ``scales`` (WAM's share per level).
 
 CSV files are written with fixed float formatting: two runs give byte-identical tables.
 """
@@ -20,12 +29,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from metrics.protocols import reference_ranking
 from workflow.scripts import io
+from workflow.scripts.evaluate import home_domain, other_protocol, same_domain_ranking
 
 METRICS = ("insertion", "deletion", "faithfulness")
 HIGHER_IS_BETTER = {"insertion": True, "deletion": False, "faithfulness": True}
 MODALITIES = ("audio", "images", "volumes")
 ARROWS = {True: "$\\uparrow$", False: "$\\downarrow$"}
+SHORT = {"insertion": "ins.", "deletion": "del.", "faithfulness": "faith."}
 
 
 def bootstrap(values: np.ndarray, resamples: int, seed: int) -> tuple[float, float, float]:
@@ -39,12 +51,14 @@ def bootstrap(values: np.ndarray, resamples: int, seed: int) -> tuple[float, flo
 
 
 def summarise(scores: pd.DataFrame, by: list[str], resamples: int, seed: int) -> pd.DataFrame:
-    """One row per group of ``by``: ``n, mean, ci_low, ci_high``."""
+    """One row per group of ``by``: ``n, mean, ci_low, ci_high`` and, when ``scores`` flags them, the count
+    of ``degenerate`` maps (they stay in the mean, as in the reference)."""
     rows = []
+    flagged = "degenerate" in scores.columns
     for key, group in scores.groupby(by, sort=True):
         mean, low, high = bootstrap(group["value"].to_numpy(), resamples, seed)
-        rows.append((*key, len(group), mean, low, high))
-    return pd.DataFrame(rows, columns=[*by, "n", "mean", "ci_low", "ci_high"])
+        rows.append((*key, len(group), mean, low, high) + ((int(group["degenerate"].sum()),) if flagged else ()))
+    return pd.DataFrame(rows, columns=[*by, "n", "mean", "ci_low", "ci_high"] + (["degenerate"] if flagged else []))
 
 
 def cell(row: pd.Series) -> str:
@@ -68,24 +82,29 @@ def markdown(frame: pd.DataFrame, index: str, columns: list[str], values: str = 
     return "\n".join(lines) + "\n"
 
 
-def paper_protocol(scores: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """Scores of Table 1: paper AUC, WAM in the wavelet domain, baselines in the pixel domain, first model
-    of each modality's first data set."""
+def table1_scores(scores: pd.DataFrame, config: dict, protocol: str, first_models: bool = True) -> pd.DataFrame:
+    """Scores of Table 1's cells under ``protocol``: paper AUC, WAM in the wavelet domain and baselines in the
+    pixel domain, ranked as the reference ranks (``metrics.protocols.reference_ranking``); only the first model
+    of each modality's first data set when ``first_models``."""
+    modality = {d: cfg["modality"] for d, cfg in config["datasets"].items()}
     first = {}
     for dataset, cfg in config["datasets"].items():
         first.setdefault(cfg["modality"], (dataset, cfg["models"][0]))
-    kind = {m: spec["kind"] for m, spec in config["methods"].items()}
-    keep = scores["metric"].isin(METRICS) & (scores["auc"] == "paper")
-    keep &= scores.apply(lambda r: (r["dataset"], r["model"]) in first.values(), axis=1)
-    keep &= scores["domain"] == scores["method"].map(lambda m: "wavelet" if kind[m] == "wam" else "pixel")
-    return scores[keep]
+    home = {m: home_domain(config, m) for m in config["methods"]}
+    part = scores[scores["metric"].isin(METRICS) & (scores["auc"] == "paper") & (scores["protocol"] == protocol)]
+    ranking = [reference_ranking(modality[d], home[m]) for d, m in zip(part["dataset"], part["method"], strict=True)]
+    keep = (part["domain"] == part["method"].map(home)) & (part["ranking"] == pd.Series(ranking, index=part.index))
+    if first_models:
+        keep &= pd.Series([(d, m) in first.values() for d, m in zip(part["dataset"], part["model"], strict=True)],
+                          index=part.index, dtype=bool)
+    return part[keep]
 
 
-def table1(scores: pd.DataFrame, config: dict, published: pd.DataFrame, resamples: int, seed: int
-           ) -> pd.DataFrame:
+def table1(cells: pd.DataFrame, config: dict, published: pd.DataFrame, resamples: int, seed: int) -> pd.DataFrame:
+    """Table 1 of ``cells`` (:func:`table1_scores`): mean, CI, degenerate count, published value, difference."""
     modality_of = {d: cfg["modality"] for d, cfg in config["datasets"].items()}
     label = {m: spec["label"] for m, spec in config["methods"].items()}
-    summary = summarise(paper_protocol(scores, config), ["dataset", "model", "method", "metric"], resamples, seed)
+    summary = summarise(cells, ["dataset", "model", "method", "metric"], resamples, seed)
     summary.insert(0, "modality", summary["dataset"].map(modality_of))
     summary.insert(0, "label", summary["method"].map(label))
     reference = published.melt(id_vars=["method", "modality"], value_vars=list(METRICS), var_name="metric",
@@ -97,11 +116,46 @@ def table1(scores: pd.DataFrame, config: dict, published: pd.DataFrame, resample
                                else s).reset_index(drop=True)
 
 
-def table1_markdown(t1: pd.DataFrame) -> str:
+def degenerate_note(summary: pd.DataFrame) -> str:
+    """A caption sentence naming every (method, data set, model) with degenerate maps, or saying there are none."""
+    if "degenerate" not in summary.columns:
+        return ""
+    counts = summary.groupby(["label", "dataset", "model"], sort=False).agg(degenerate=("degenerate", "max"),
+                                                                            n=("n", "max"))
+    named = [f"{label} on {dataset} / {model} ({int(r.degenerate)} of {int(r.n)})"
+             for (label, dataset, model), r in counts.iterrows() if r.degenerate > 0]
+    if not named:
+        return "No map is degenerate (constant)."
+    return ("Degenerate (constant) maps, ranked in index order and kept in the means as the reference does: "
+            + "; ".join(named) + ".")
+
+
+def table1_markdown(t1: pd.DataFrame, caption: str) -> str:
     t1 = t1.assign(cell=t1.apply(
         lambda r: cell(r) + ("" if pd.isna(r["published"]) else f" (paper {r['published']:.3f}, "
                                                                f"{r['difference']:+.3f})"), axis=1))
-    return markdown(t1, "label", ["modality", "metric"])
+    return markdown(t1, "label", ["modality", "metric"]) + f"\n{caption} {degenerate_note(t1)}\n"
+
+
+def table1_wide(t1: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 laid out as in the paper, compact for the report's landing page: methods x modality / metric
+    cells ``mean (published)`` (the intervals are in ``table1.md``)."""
+    t1 = t1.assign(cell=t1.apply(lambda r: f"{r['mean']:.3f}" + ("" if pd.isna(r["published"]) else
+                                                                  f" ({r['published']:.3f})"), axis=1),
+                   column=t1["modality"].str.title() + " " + t1["metric"].map(SHORT))
+    wide = t1.pivot_table(index="label", columns="column", values="cell", aggfunc="first", sort=False)
+    order = [f"{m.title()} {SHORT[k]}" for m in MODALITIES for k in METRICS]
+    return wide[[c for c in order if c in wide.columns]].rename_axis("Method").reset_index()
+
+
+def table1_caption(config: dict, protocol: str, first_models: bool = True) -> str:
+    """What a Table 1 shows: protocol, domains, ranking, AUC, and which model of each modality."""
+    models = "; ".join(f"{cfg['modality']}: {d} / {cfg['models'][0]}" for d, cfg in config["datasets"].items())
+    shown = (f"First model of each modality ({models}); every model has its own table1_<dataset>_<model>."
+             if first_models else "")
+    return (f"Table 1 under the `{protocol}` protocol: mean over the evaluated inputs [bootstrap 95 % CI], paper "
+            f"AUC sum(p) / (max(p) len(p)); WAM scored on its wavelet coefficients (ranked raw in 1D, per band "
+            f"in 2D and 3D, as the reference), baselines on pixels / log-mel bins / voxels. {shown}").strip()
 
 
 def table1_latex(t1: pd.DataFrame) -> str:
@@ -135,6 +189,138 @@ def table1_latex(t1: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+APPENDIX_METRICS = {"faithfulness_of_spectra": "FF", "input_fidelity": "Fid-in", "mu_fidelity": "$\\mu$-Fidelity"}
+
+
+def appendix_metrics(scores: pd.DataFrame, config: dict, resamples: int, seed: int) -> pd.DataFrame:
+    """The appendix metrics of every method and (data set, model): Faithfulness of Spectra and Input Fidelity
+    (scored in the method's Table 1 setting) and mu-fidelity, mean with bootstrap CI; methods in config order."""
+    summary = summarise(scores[scores["metric"].isin(list(APPENDIX_METRICS))], ["dataset", "model", "method", "metric"],
+                        resamples, seed)
+    order = {m: i for i, m in enumerate(config["methods"])}
+    summary = summary.sort_values(["method", "dataset", "model", "metric"], kind="stable",
+                                  key=lambda s: s.map(order) if s.name == "method" else s)
+    return summary.assign(label=summary["method"].map({m: s["label"] for m, s in config["methods"].items()}))
+
+
+def appendix_markdown(summary: pd.DataFrame, protocol: str) -> str:
+    """Markdown of :func:`appendix_metrics` (method x data set / model / metric) with its caption."""
+    if summary.empty:
+        return "(no values)\n"
+    caption = ("Appendix metrics, mean over the evaluated inputs [bootstrap 95 % CI]: Faithfulness of Spectra "
+               "(faithfulness_of_spectra, Parekh et al. 2022: p(x) - p(x without its top 50 % features)) and Input "
+               "Fidelity (input_fidelity, Paissan et al. 2023: 1 when the top-1 class of x restricted to its top 50 % "
+               "features is the top-1 class of x), each in the method's Table 1 setting (WAM on its wavelet "
+               f"coefficients, baselines on pixels / log-mel bins / voxels, `{protocol}` protocol); mu_fidelity in the "
+               f"pixel domain. Higher is better for all three. {degenerate_note(summary)}")
+    return markdown(summary.assign(cell=summary.apply(cell, axis=1)), "label", ["dataset", "model", "metric"]) + (
+        f"\n{caption}\n")
+
+
+def appendix_latex(summary: pd.DataFrame) -> str:
+    """booktabs, as :func:`table1_latex`: one column group per (data set, model), FF, Fid-in, mu-fidelity; in
+    each column the best mean bold, the second underlined (higher is better for all three)."""
+    if summary.empty:
+        return "% no values\n"
+    groups = list(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))
+    columns = [(d, m, met) for d, m in groups for met in APPENDIX_METRICS
+               if ((summary["dataset"] == d) & (summary["model"] == m) & (summary["metric"] == met)).any()]
+    marks: dict[tuple[str, str, str, str], str] = {}
+    for d, m, met in columns:
+        col = summary[(summary["dataset"] == d) & (summary["model"] == m) & (summary["metric"] == met)]
+        for rank, lab in enumerate(col.sort_values("mean", ascending=False, kind="stable")["label"].tolist()[:2]):
+            marks[(lab, d, m, met)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
+
+    def escape(text: str) -> str:
+        return text.replace("_", "\\_")
+
+    lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
+             " & " + " & ".join(f"\\multicolumn{{{sum(1 for c in columns if c[:2] == (d, m))}}}{{c}}"
+                                f"{{{escape(d.title())} ({escape(m)})}}" for d, m in groups) + " \\\\",
+             "Method & " + " & ".join(f"{APPENDIX_METRICS[met]} ({ARROWS[True]})" for *_, met in columns) + " \\\\",
+             "\\midrule"]
+    for lab in dict.fromkeys(summary["label"]):
+        cells = []
+        for d, m, met in columns:
+            row = summary[(summary["label"] == lab) & (summary["dataset"] == d) & (summary["model"] == m)
+                          & (summary["metric"] == met)]
+            cells.append("--" if row.empty else marks.get((lab, d, m, met), "%s") % f"{row['mean'].iloc[0]:.3f}")
+        lines.append(escape(lab) + " & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def appendix_baselines(scores: pd.DataFrame, config: dict, resamples: int, seed: int) -> pd.DataFrame:
+    """Insertion, Deletion and Faithfulness of every method of the configuration (built-in, plug-in and WAM) on
+    every (data set, model), in both domains and both AUC conventions, under ``evaluation.protocol`` with the
+    same-domain ranking (as ``table1_{domain}_{auc}``): mean with bootstrap CI; blocks (domain, AUC), methods in
+    config order, metrics in the paper's order."""
+    protocol = config["evaluation"]["protocol"]
+    ranking = scores["domain"].map(lambda d: same_domain_ranking(config, d))
+    part = scores[scores["metric"].isin(METRICS) & scores["domain"].isin(["pixel", "wavelet"])
+                  & scores["auc"].isin(["paper", "trapezoid"]) & (scores["protocol"] == protocol)
+                  & (scores["ranking"] == ranking) & scores["method"].isin(list(config["methods"]))]
+    summary = summarise(part, ["domain", "auc", "dataset", "model", "method", "metric"], resamples, seed)
+    order = {**{m: i for i, m in enumerate(config["methods"])}, **{m: i for i, m in enumerate(METRICS)}}
+    summary = summary.sort_values(["domain", "auc", "method", "dataset", "model", "metric"], kind="stable",
+                                  key=lambda s: s.map(order) if s.name in ("method", "metric") else s)
+    label = {m: spec["label"] for m, spec in config["methods"].items()}
+    return summary.assign(label=summary["method"].map(label)).reset_index(drop=True)
+
+
+def appendix_baselines_markdown(summary: pd.DataFrame, config: dict) -> str:
+    """Markdown of :func:`appendix_baselines`: one table per (domain, AUC), methods x data set / model / metric."""
+    if summary.empty:
+        return "(no values)\n"
+    blocks = [f"**{domain} domain, {auc} AUC**\n\n" + markdown(part.assign(cell=part.apply(cell, axis=1)), "label",
+                                                                ["dataset", "model", "metric"])
+              for (domain, auc), part in summary.groupby(["domain", "auc"], sort=False)]
+    evaluation = config["evaluation"]
+    caption = (f"Appendix baselines: Insertion (higher is better), Deletion (lower is better) and Faithfulness = "
+               f"Insertion - Deletion (higher is better) of every method, mean over the evaluated inputs [bootstrap "
+               f"95 % CI], `{evaluation['protocol']}` protocol, in the pixel domain (pixels / log-mel bins / voxels) "
+               f"and the wavelet domain (every method's wavelet map ranked `{evaluation['ranking']}`), paper AUC "
+               f"sum(p) / (max(p) len(p)) and trapezoid AUC. {degenerate_note(summary)}")
+    return "\n".join(blocks) + f"\n{caption}\n"
+
+
+def appendix_baselines_latex(summary: pd.DataFrame) -> str:
+    """booktabs: one column group per (data set, model) with Insertion, Deletion, Faithfulness; one block of rows
+    per (domain, AUC); in each column of a block the best mean bold, the second underlined."""
+    if summary.empty:
+        return "% no values\n"
+    groups = list(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))
+    columns = [(d, m, met) for d, m in groups for met in METRICS]
+    short = {"insertion": "Ins.", "deletion": "Del.", "faithfulness": "Faith."}
+
+    def escape(text: str) -> str:
+        return text.replace("_", "\\_")
+
+    lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
+             " & " + " & ".join(f"\\multicolumn{{{len(METRICS)}}}{{c}}{{{escape(d.title())} ({escape(m)})}}"
+                                for d, m in groups) + " \\\\",
+             "Method & " + " & ".join(f"{short[met]} ({ARROWS[HIGHER_IS_BETTER[met]]})" for *_, met in columns)
+             + " \\\\"]
+    for (domain, auc), part in summary.groupby(["domain", "auc"], sort=False):
+        lines += ["\\midrule", f"\\multicolumn{{{len(columns) + 1}}}{{l}}{{\\textit{{{domain.title()} domain, "
+                               f"{auc} AUC}}}} \\\\"]
+        marks: dict[tuple[str, str, str, str], str] = {}
+        for d, m, met in columns:
+            col = part[(part["dataset"] == d) & (part["model"] == m) & (part["metric"] == met)]
+            ranked = col.sort_values("mean", ascending=not HIGHER_IS_BETTER[met], kind="stable")["label"].tolist()
+            for rank, lab in enumerate(ranked[:2]):
+                marks[(lab, d, m, met)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
+        for lab in dict.fromkeys(part["label"]):
+            cells = []
+            for d, m, met in columns:
+                row = part[(part["label"] == lab) & (part["dataset"] == d) & (part["model"] == m)
+                           & (part["metric"] == met)]
+                cells.append("--" if row.empty else marks.get((lab, d, m, met), "%s") % f"{row['mean'].iloc[0]:.3f}")
+            lines.append(escape(lab) + " & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
 def write(frame: pd.DataFrame, md: str, out: Path, name: str) -> None:
     io.write_csv(frame, out / f"{name}.csv")
     io.write_text(out / f"{name}.md", md)
@@ -142,27 +328,45 @@ def write(frame: pd.DataFrame, md: str, out: Path, name: str) -> None:
 
 def run(config: dict, score_files: list[Path], published_path: Path, out: Path) -> None:
     scores = pd.concat([pd.read_csv(f, keep_default_na=False) for f in score_files], ignore_index=True)
-    scores = scores.sort_values(["dataset", "model", "method", "metric", "domain", "auc", "sample_id"],
-                                kind="stable").reset_index(drop=True)
+    scores["degenerate"] = scores["degenerate"].astype(str) == "True"
+    scores = scores.sort_values(["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking",
+                                 "sample_id"], kind="stable").reset_index(drop=True)
     io.write_csv(scores, out / "scores" / "scores.csv")
     resamples, seed = config["evaluation"]["bootstrap"], config["seed"]
     label = {m: spec["label"] for m, spec in config["methods"].items()}
     tables = out / "tables"
+    protocol = config["evaluation"]["protocol"]
 
     published = pd.read_csv(published_path, comment="#")
-    t1 = table1(scores, config, published, resamples, seed)
-    write(t1, table1_markdown(t1), tables, "table1")
+    t1 = table1(table1_scores(scores, config, protocol), config, published, resamples, seed)
+    write(t1, table1_markdown(t1, table1_caption(config, protocol)), tables, "table1")
+    io.write_csv(table1_wide(t1), tables / "table1_wide.csv")
     io.write_text(tables / "table1.tex", table1_latex(t1))
+    other = other_protocol(protocol)
+    t1 = table1(table1_scores(scores, config, other), config, published, resamples, seed)
+    write(t1, table1_markdown(t1, table1_caption(config, other)), tables, f"table1_{other}")
+    every_model = table1_scores(scores, config, protocol, first_models=False)
+    for (dataset, model), cells in every_model.groupby(["dataset", "model"], sort=True):
+        t1 = table1(cells, config, published, resamples, seed)
+        write(t1, table1_markdown(t1, table1_caption(config, protocol, first_models=False)
+                                  + f" Data set {dataset}, model {model}."), tables, f"table1_{dataset}_{model}")
 
     for domain in ("pixel", "wavelet"):
+        ranking = same_domain_ranking(config, domain)
         for auc in ("paper", "trapezoid"):
-            part = scores[scores["metric"].isin(METRICS) & (scores["domain"] == domain) & (scores["auc"] == auc)]
+            part = scores[scores["metric"].isin(METRICS) & (scores["domain"] == domain) & (scores["auc"] == auc)
+                          & (scores["protocol"] == protocol) & (scores["ranking"] == ranking)]
             summary = summarise(part, ["dataset", "model", "method", "metric"], resamples, seed)
             summary = summary.assign(label=summary["method"].map(label), cell=summary.apply(cell, axis=1))
-            write(summary.drop(columns="cell"), markdown(summary, "label", ["dataset", "model", "metric"]),
+            caption = (f"Every method in the {domain} domain, {auc} AUC, `{protocol}` protocol"
+                       + (f", every method's wavelet map ranked `{ranking}`" if domain == "wavelet" else "")
+                       + f". {degenerate_note(summary)}")
+            write(summary.drop(columns="cell"),
+                  markdown(summary, "label", ["dataset", "model", "metric"]) + f"\n{caption}\n",
                   tables, f"table1_{domain}_{auc}")
 
     for name, selector in (("mu_fidelity", scores["metric"] == "mu_fidelity"),
+                           ("completeness", scores["metric"] == "completeness_error"),
                            ("localisation", scores["metric"].str.startswith("localisation")),
                            ("scales", scores["metric"].str.startswith("scale_share"))):
         summary = summarise(scores[selector], ["dataset", "model", "method", "metric"], resamples, seed)
@@ -170,6 +374,12 @@ def run(config: dict, score_files: list[Path], published_path: Path, out: Path) 
             r"(@.*)$", expand=False).fillna(""), cell=summary.apply(cell, axis=1) if len(summary) else [])
         md = markdown(summary, "label", ["dataset", "model"]) if len(summary) else "(no values)\n"
         write(summary.drop(columns="cell"), md, tables, name)
+    appendix = appendix_metrics(scores, config, resamples, seed)  # FF, Fid-in, mu-fidelity
+    write(appendix, appendix_markdown(appendix, protocol), tables, "appendix_metrics")
+    io.write_text(tables / "appendix_metrics.tex", appendix_latex(appendix))
+    baselines_table = appendix_baselines(scores, config, resamples, seed)  # Ins., Del., Faith., both domains, AUCs
+    write(baselines_table, appendix_baselines_markdown(baselines_table, config), tables, "appendix_baselines")
+    io.write_text(tables / "appendix_baselines.tex", appendix_baselines_latex(baselines_table))
     io.write_json(tables / "provenance.json", io.provenance(
         stage="tables", config=config, score_files=[str(f) for f in score_files]))
 

@@ -31,13 +31,15 @@ from tqdm import tqdm
 
 from workflow.scripts import datasets, io, models
 
-DEFAULT_TRAINING = {"epochs": 30, "patience": 5, "lr": 0.001, "batch_size": 16, "seed": 42}
+DEFAULT_TRAINING = {"epochs": 30, "patience": 5, "lr": 0.001, "batch_size": 16, "seed": 42, "threads": 1}
 
 
 def _training_cfg(cfg: dict | None) -> dict:
     cfg = {**DEFAULT_TRAINING, **(cfg or {})}
-    for k in ("epochs", "patience", "batch_size", "seed"):
-        if not isinstance(cfg[k], int) or cfg[k] < 0 or (k == "batch_size" and cfg[k] == 0):
+    for k in ("epochs", "patience", "batch_size", "seed", "threads"):
+        if k == "patience" and cfg[k] is None:
+            continue
+        if not isinstance(cfg[k], int) or cfg[k] < 0 or (k in ("batch_size", "threads") and cfg[k] == 0):
             raise ValueError(f"training.{k}: expected a non-negative integer, got {cfg[k]!r}")
     if not float(cfg["lr"]) > 0:
         raise ValueError(f"training.lr: expected > 0, got {cfg['lr']!r}")
@@ -79,15 +81,29 @@ def train(
     out_dir: Path,
     meta: dict | None = None,
 ) -> dict:
-    """Adam (lr: ``training.lr`` times ``models.lr_scale(model)``) + cross-entropy, seeded
-    shuffling and augmentation (``models.augment``), early stopping on validation accuracy (ties
-    broken by validation loss) after ``patience`` epochs without progress, or as soon as the
-    validation accuracy is 1 (CPU budget); the best weights are restored, saved to
-    ``out_dir/model.pt`` and scored on ``test_split``. Returns the metrics written to
-    ``out_dir/metrics.json`` (``lr``: the rate used). The model is left in eval mode.
+    """Adam (lr: ``training.lr`` times ``models.lr_scale(model)``) + cross-entropy, seeded shuffling and
+    augmentation (``models.augment``), on ``training.threads`` CPU threads (the result then does not depend on
+    the machine's thread count: ``torch.set_num_threads`` changes the order of floating-point sums).
+
+    ``training.patience`` an integer: early stopping on validation accuracy (ties broken by validation loss)
+    after ``patience`` epochs without progress, or as soon as the validation accuracy is 1, and the best
+    weights restored. ``patience: null``: a fixed budget of exactly ``training.epochs`` epochs, the last
+    weights kept (no decision on a noisy validation set). The model is saved to ``out_dir/model.pt`` and
+    scored on ``test_split``. Returns the metrics written to ``out_dir/metrics.json`` (``lr``: the rate used).
+    The model is left in eval mode.
     """
     cfg = _training_cfg(cfg_training)
     out_dir = Path(out_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg["threads"])
+    try:
+        return _train(model, train_split, val_split, test_split, cfg, out_dir, meta)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: nn.Module, train_split: datasets.Split, val_split: datasets.Split, test_split: datasets.Split,
+           cfg: dict, out_dir: Path, meta: dict | None) -> dict:
     _seed_everything(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     lr = float(cfg["lr"]) * models.lr_scale(model)  # per-model multiplier (models.LR_SCALE)
@@ -121,7 +137,9 @@ def train(
         history.append({"epoch": epoch, "train_loss": total / max(1, len(order)),
                         "val_loss": val_loss, "val_accuracy": val_acc})
         bar.set_postfix(loss=f"{total / max(1, len(order)):.3f}", val_acc=f"{val_acc:.3f}")
-        if (val_acc, -val_loss) > (best[0], -best[1]):
+        if cfg["patience"] is None:  # fixed budget: the last epoch's weights
+            best_state, best_epoch = model.state_dict(), epoch
+        elif (val_acc, -val_loss) > (best[0], -best[1]):
             best, best_state, best_epoch, stale = (val_acc, val_loss), copy.deepcopy(
                 model.state_dict()), epoch, 0
             if val_acc >= 1.0:  # every validation item right: stop (CPU budget)
@@ -193,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
     training = dict(whole.get("training", {})) if args.config else {}
     if args.training_config:
         training.update(io.read_config(args.training_config))
+    training.update(training.pop("per_model", {}).get(args.model, {}))  # this model's overrides
     if args.epochs is not None:
         training["epochs"] = args.epochs
     if args.seed is not None:
@@ -202,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
     datasets.prepare(key, section, args.resources)
     test_all = datasets.load(section, "test", args.resources, subset=False)
     evaluated = datasets.load(section, "test", args.resources)
-    meta = {"dataset": key, "model": args.model}
+    meta = {"dataset": key, "model": args.model, "class_names": list(test_all.class_names)}
     torch.manual_seed(training["seed"])
     model = models.build(args.model, test_all.n_classes)
     if models.is_pretrained(args.model):

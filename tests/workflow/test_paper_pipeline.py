@@ -1,0 +1,119 @@
+"""The paper configuration end to end on the paper's loaders: ``paper.yaml`` with its sizes overridden to tiny
+values, on data written in the three real formats (a flat ImageNet folder holding a non-contiguous subset of the
+validation images with the devkit's labels, an extracted ESC-50, a MedMNIST ``.npz``), with the offline image
+model (no network), through ``evaluation``; and a failing ``prepare_data`` shows its message on the console."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tests.workflow.test_datasets import write_esc50
+from workflow.scripts import datasets, io
+
+ROOT = Path(__file__).resolve().parents[2]
+NUMBERS = (3, 7, 11, 20)  # validation images held in the flat folder
+
+
+def _imagenet(folder: Path) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    wnids = datasets._imagenet_wnids()
+    labels = folder.parent / "ILSVRC2012_validation_ground_truth.txt"
+    labels.write_text("\n".join(wnids[(7 * k) % 1000] for k in range(1, 25)) + "\n")
+    rng = np.random.default_rng(0)
+    for n in NUMBERS:
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(folder / f"ILSVRC2012_val_{n:08d}.JPEG")
+    return labels
+
+
+def _medmnist(path: Path) -> None:
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for split, n in (("train", 8), ("val", 4), ("test", 4)):
+        labels = np.arange(n) % 2
+        images = rng.integers(0, 60, (n, 28, 28, 28), dtype=np.uint8)
+        images[labels == 1, 10:18, 10:18, 10:18] = 250  # class 1: a bright cube
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels[:, None]
+    io.write_npz(path, **arrays)
+
+
+def _snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
+           "--workflow-profile", str(ROOT / "workflow" / "profiles" / "local"), "--directory", str(workdir),
+           "--configfile", str(config)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("paper")
+    labels = _imagenet(workdir / "imagenet")
+    esc50 = write_esc50(workdir / "ESC-50-master", manifest=False, rate=44100)
+    _medmnist(workdir / "resources" / "medmnist" / "adrenalmnist3d.npz")
+    config = yaml.safe_load((ROOT / "workflow" / "config" / "paper.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "workflow" / "config" / "schema.yaml").read_text())
+    config = {k: v for k, v in config.items() if k in schema["required"]}  # Table 1's pipeline, no experiments
+    config["resources"] = str(workdir / "resources")
+    config["shards"] = 1
+    images, audio, volumes = (config["datasets"][k] for k in ("images", "audio", "volumes"))
+    images.update(path=str(workdir / "imagenet"), labels=str(labels), n_inputs=2, models=["efficientnet_lite0"])
+    audio.update(path=str(esc50), clips=10, n_inputs=2)
+    volumes.update(n_inputs=2)
+    config["training"].update(epochs=1, patience=1, batch_size=4)
+    config["methods"] = {"saliency": config["methods"]["saliency"], "gradcam": config["methods"]["gradcam"],
+                         "wam_ig": {**config["methods"]["wam_ig"], "options": {"method": "integrated", "n_samples": 3}}}
+    config["evaluation"].update(steps=4, mu_fidelity={"grid": 4, "subset": 0.2, "samples": 4}, bootstrap=20)
+    path = workdir / "paper-tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = _snakemake(workdir, path, "evaluation")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return workdir, config, path
+
+
+def test_the_paper_configuration_runs_on_the_real_formats(paper_run):
+    workdir, config, _ = paper_run
+    results = workdir / "results" / "paper"
+    table = pd.read_csv(results / "tables" / "table1.csv")
+    assert set(table["modality"]) == {"images", "audio", "volumes"}
+    assert set(table["method"]) == set(config["methods"])
+    # Table 1 shows the first volume model; every model has its own table
+    assert set(table[table["modality"] == "volumes"]["model"]) == {"vit3d"}
+    for dataset, spec in config["datasets"].items():
+        for model in spec["models"]:
+            assert (results / "tables" / f"table1_{dataset}_{model}.csv").is_file()
+    assert "First model of each modality" in (results / "tables" / "table1.md").read_text()
+    scores = pd.read_csv(results / "scores" / "scores.csv", keep_default_na=False)
+    explained = torch.load(results / "attributions" / "images" / "efficientnet_lite0" / "saliency" / "0.pt",
+                           weights_only=False)
+    numbers = [int(name[len("ILSVRC2012_val_"):-len(".JPEG")]) for name in explained["ids"]]
+    assert len(numbers) == 2 and set(numbers) <= set(NUMBERS)  # two of the four files, by name
+    assert sorted(set(scores[scores["dataset"] == "images"]["sample_id"])) == sorted(explained["ids"])
+    wnids = datasets._imagenet_wnids()
+    truth = (workdir / "ILSVRC2012_validation_ground_truth.txt").read_text().split()
+    assert explained["y"].tolist() == [wnids.index(truth[n - 1]) for n in numbers]  # labels by file number
+    assert (results / "preflight.json").is_file()
+
+
+def test_a_failing_prepare_data_prints_its_message_on_the_console(paper_run):
+    workdir, config, _ = paper_run
+    import soundfile as sf
+
+    # a truncated clip (2 s), not the first one: preflight samples only the first clip, prepare_data reads all
+    clip = Path(config["datasets"]["audio"]["path"]) / "audio" / "4-1000-A-0.wav"
+    sf.write(clip, np.zeros(44100 * 2), 44100)
+    bad = workdir / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**config, "name": "bad"}))
+    run = _snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"))
+    assert run.returncode != 0
+    console = run.stdout + run.stderr
+    assert "4-1000-A-0.wav is 44100 Hz, 2.000 s; ESC-50 clips are 44100 Hz, 5 s" in console
+    assert "allow_short_clips: true zero-pads it" in console
