@@ -6,15 +6,13 @@ browser), skipped with the reason where the browser is absent."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workflow.helpers import ROOT, snakemake, write_config
+
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTEFACTS = ROOT / "results" / "test-report"
 
@@ -22,23 +20,13 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian's chro
                                 "not installed (`make test-report` installs them)")
 
 
-def _snakemake(workdir: Path, config: Path, *args: str) -> None:
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(config)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """The ci configuration run (every target of `all`), then its report."""
     workdir = tmp_path_factory.mktemp("report")
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "ci.yaml").read_text())
-    config["resources"] = str(workdir / "resources")
-    path = workdir / "ci.yaml"
-    path.write_text(yaml.safe_dump(config))
-    _snakemake(workdir, path)
-    _snakemake(workdir, path, "--report", str(workdir / "report.html"))
+    config, path = write_config(workdir)
+    snakemake(workdir, path)
+    snakemake(workdir, path, "--report", str(workdir / "report.html"))
     return workdir / "report.html", config
 
 

@@ -5,8 +5,6 @@ model (no network), through ``evaluation``; and a failing ``prepare_data`` shows
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +13,10 @@ import pytest
 import torch
 import yaml
 
+from tests.workflow.helpers import ROOT, snakemake
 from tests.workflow.test_datasets import write_esc50
 from workflow.scripts import datasets, io
 
-ROOT = Path(__file__).resolve().parents[2]
 NUMBERS = (3, 7, 11, 20)  # validation images held in the flat folder
 
 
@@ -46,13 +44,6 @@ def _medmnist(path: Path) -> None:
     io.write_npz(path, **arrays)
 
 
-def _snakemake(workdir: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-           "--workflow-profile", str(ROOT / "workflow" / "profiles" / "local"), "--directory", str(workdir),
-           "--configfile", str(config)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("paper")
@@ -62,8 +53,7 @@ def paper_run(tmp_path_factory):
     config = yaml.safe_load((ROOT / "workflow" / "config" / "paper.yaml").read_text())
     schema = yaml.safe_load((ROOT / "workflow" / "config" / "schema.yaml").read_text())
     config = {k: v for k, v in config.items() if k in schema["required"]}  # Table 1's pipeline, no experiments
-    config["resources"] = str(workdir / "resources")
-    config["shards"] = 1
+    config.update(resources=str(workdir / "resources"), shards=1)
     images, audio, volumes = (config["datasets"][k] for k in ("images", "audio", "volumes"))
     images.update(path=str(workdir / "imagenet"), labels=str(labels), n_inputs=2, models=["efficientnet_lite0"])
     audio.update(path=str(esc50), clips=10, n_inputs=2)
@@ -74,8 +64,7 @@ def paper_run(tmp_path_factory):
     config["evaluation"].update(steps=4, mu_fidelity={"grid": 4, "subset": 0.2, "samples": 4}, bootstrap=20)
     path = workdir / "paper-tiny.yaml"
     path.write_text(yaml.safe_dump(config))
-    run = _snakemake(workdir, path, "evaluation")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    snakemake(workdir, path, "evaluation", profile=True)
     return workdir, config, path
 
 
@@ -112,8 +101,6 @@ def test_a_failing_prepare_data_prints_its_message_on_the_console(paper_run):
     sf.write(clip, np.zeros(44100 * 2), 44100)
     bad = workdir / "bad.yaml"
     bad.write_text(yaml.safe_dump({**config, "name": "bad"}))
-    run = _snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"))
-    assert run.returncode != 0
-    console = run.stdout + run.stderr
+    console = snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"), ok=False, profile=True)
     assert "4-1000-A-0.wav is 44100 Hz, 2.000 s; ESC-50 clips are 44100 Hz, 5 s" in console
     assert "allow_short_clips: true zero-pads it" in console

@@ -3,33 +3,19 @@ nothing redone on a second run, finished jobs kept when a run resumes, byte-iden
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def snakemake(workdir: Path, config: Path, *targets: str) -> str:
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(config)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout + run.stderr
+from tests.workflow.helpers import snakemake, write_config
 
 
 @pytest.fixture(scope="module")
 def ci_run(tmp_path_factory):
     """Run the ci configuration once: first one score file (an interrupted run), then everything."""
     workdir = tmp_path_factory.mktemp("ci")
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "ci.yaml").read_text())
-    config["resources"] = str(workdir / "resources")
-    config_file = workdir / "ci.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config, config_file = write_config(workdir)
     first = "results/ci/scores/volumes/resnet3d/wam_sg/0.csv"
     snakemake(workdir, config_file, first)
     before = {p: p.stat().st_mtime_ns for p in (workdir / "results" / "ci").rglob("*") if p.is_file()}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,10 +19,11 @@ import metrics
 from baselines import registry as baseline_registry
 from metrics import registry as metric_registry
 from tests.models import linear_model
+from tests.workflow.helpers import ROOT, write_config
+from tests.workflow.helpers import snakemake as run_snakemake
 from workflow.scripts import plugins
 from workflow.scripts.plugins import PluginError
 
-ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 
 GRADIENT_X_INPUT = '''\
@@ -188,11 +188,8 @@ for output in json.loads(Path("stub_jobs.json").read_text())[key]:
 
 
 def snakemake(workdir: Path, config: Path, *args: str, ok: bool = True) -> str:
-    cmd = [sys.executable, "-m", "snakemake", "evaluation", *args, "--cores", "2", "--snakefile",
-           str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(config)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert (run.returncode == 0) == ok, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout + run.stderr
+    """The ``evaluation`` target (``helpers.snakemake``)."""
+    return run_snakemake(workdir, config, "evaluation", *args, ok=ok, timeout=300)
 
 
 def planned(log: str) -> list[dict]:
@@ -216,10 +213,7 @@ def planned(log: str) -> list[dict]:
 def ci_done(tmp_path_factory):
     """The ci configuration run through Snakemake in a temporary folder with stand-in stage scripts."""
     workdir = tmp_path_factory.mktemp("dag")
-    config = yaml.safe_load((ROOT / "workflow" / "config" / "ci.yaml").read_text())
-    config["resources"] = str(workdir / "resources")
-    config_file = workdir / "ci.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config, config_file = write_config(workdir)
     jobs = planned(snakemake(workdir, config_file, "-n", "-p"))
     (workdir / "stub_jobs.json").write_text(json.dumps({j["command"]: j["outputs"] for j in jobs if j["command"]}))
     for stage in {j["command"].split()[0] for j in jobs if j["command"]}:  # `python -m workflow.scripts.X` run

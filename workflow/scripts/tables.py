@@ -24,6 +24,7 @@ CSV files are written with fixed float formatting: two runs give byte-identical 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -158,33 +159,42 @@ def table1_caption(config: dict, protocol: str, first_models: bool = True) -> st
             f"in 2D and 3D, as the reference), baselines on pixels / log-mel bins / voxels. {shown}").strip()
 
 
+def latex_escape(text: str) -> str:
+    return text.replace("_", "\\_")
+
+
+def latex_rows(frame: pd.DataFrame, keys: list[str], columns: list[tuple], higher: Callable[[str], bool]
+               ) -> list[str]:
+    """One booktabs row per label of ``frame`` (in its order): the mean of each column, a column being a tuple of
+    values of ``keys`` (the last key the metric); in each column the best mean bold and the second underlined
+    (``higher(metric)``: whether higher is better)."""
+    selected = {col: frame[(frame[keys] == list(col)).all(axis=1)] for col in columns}
+    marks: dict[tuple[str, tuple], str] = {}
+    for col, part in selected.items():
+        ranked = part.sort_values("mean", ascending=not higher(col[-1]), kind="stable")["label"].tolist()
+        for rank, lab in enumerate(ranked[:2]):
+            marks[(lab, col)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
+    rows = []
+    for lab in dict.fromkeys(frame["label"]):
+        cells = []
+        for col, part in selected.items():
+            row = part[part["label"] == lab]
+            cells.append("--" if row.empty else marks.get((lab, col), "%s") % f"{row['mean'].iloc[0]:.3f}")
+        rows.append(latex_escape(lab) + " & " + " & ".join(cells) + " \\\\")
+    return rows
+
+
 def table1_latex(t1: pd.DataFrame) -> str:
     """booktabs; in each column the best mean bold, the second underlined (deletion: lower is better)."""
     columns = [(mod, met) for mod in MODALITIES for met in METRICS if ((t1["modality"] == mod) &
                                                                         (t1["metric"] == met)).any()]
-    labels = list(dict.fromkeys(t1["label"]))
-    marks: dict[tuple[str, str, str], str] = {}
-    for mod, met in columns:
-        col = t1[(t1["modality"] == mod) & (t1["metric"] == met)]
-        ranked = col.sort_values("mean", ascending=not HIGHER_IS_BETTER[met])["label"].tolist()
-        for rank, lab in enumerate(ranked[:2]):
-            marks[(lab, mod, met)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
     modalities = list(dict.fromkeys(m for m, _ in columns))
     lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
              " & " + " & ".join(f"\\multicolumn{{{sum(1 for m, _ in columns if m == mod)}}}{{c}}{{{mod.title()}}}"
                                 for mod in modalities) + " \\\\",
              "Method & " + " & ".join(f"{met.title()} ({ARROWS[HIGHER_IS_BETTER[met]]})" for _, met in columns)
              + " \\\\", "\\midrule"]
-    for lab in labels:
-        cells = []
-        for mod, met in columns:
-            row = t1[(t1["label"] == lab) & (t1["modality"] == mod) & (t1["metric"] == met)]
-            if row.empty:
-                cells.append("--")
-                continue
-            value = f"{row['mean'].iloc[0]:.3f}"
-            cells.append(marks.get((lab, mod, met), "%s") % value)
-        lines.append(lab.replace("_", "\\_") + " & " + " & ".join(cells) + " \\\\")
+    lines += latex_rows(t1, ["modality", "metric"], columns, HIGHER_IS_BETTER.get)
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -225,27 +235,12 @@ def appendix_latex(summary: pd.DataFrame) -> str:
     groups = list(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))
     columns = [(d, m, met) for d, m in groups for met in APPENDIX_METRICS
                if ((summary["dataset"] == d) & (summary["model"] == m) & (summary["metric"] == met)).any()]
-    marks: dict[tuple[str, str, str, str], str] = {}
-    for d, m, met in columns:
-        col = summary[(summary["dataset"] == d) & (summary["model"] == m) & (summary["metric"] == met)]
-        for rank, lab in enumerate(col.sort_values("mean", ascending=False, kind="stable")["label"].tolist()[:2]):
-            marks[(lab, d, m, met)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
-
-    def escape(text: str) -> str:
-        return text.replace("_", "\\_")
-
     lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
              " & " + " & ".join(f"\\multicolumn{{{sum(1 for c in columns if c[:2] == (d, m))}}}{{c}}"
-                                f"{{{escape(d.title())} ({escape(m)})}}" for d, m in groups) + " \\\\",
+                                f"{{{latex_escape(d.title())} ({latex_escape(m)})}}" for d, m in groups) + " \\\\",
              "Method & " + " & ".join(f"{APPENDIX_METRICS[met]} ({ARROWS[True]})" for *_, met in columns) + " \\\\",
              "\\midrule"]
-    for lab in dict.fromkeys(summary["label"]):
-        cells = []
-        for d, m, met in columns:
-            row = summary[(summary["label"] == lab) & (summary["dataset"] == d) & (summary["model"] == m)
-                          & (summary["metric"] == met)]
-            cells.append("--" if row.empty else marks.get((lab, d, m, met), "%s") % f"{row['mean'].iloc[0]:.3f}")
-        lines.append(escape(lab) + " & " + " & ".join(cells) + " \\\\")
+    lines += latex_rows(summary, ["dataset", "model", "metric"], columns, lambda metric: True)
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -291,32 +286,15 @@ def appendix_baselines_latex(summary: pd.DataFrame) -> str:
         return "% no values\n"
     groups = list(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))
     columns = [(d, m, met) for d, m in groups for met in METRICS]
-    short = {"insertion": "Ins.", "deletion": "Del.", "faithfulness": "Faith."}
-
-    def escape(text: str) -> str:
-        return text.replace("_", "\\_")
-
     lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
-             " & " + " & ".join(f"\\multicolumn{{{len(METRICS)}}}{{c}}{{{escape(d.title())} ({escape(m)})}}"
-                                for d, m in groups) + " \\\\",
-             "Method & " + " & ".join(f"{short[met]} ({ARROWS[HIGHER_IS_BETTER[met]]})" for *_, met in columns)
+             " & " + " & ".join(f"\\multicolumn{{{len(METRICS)}}}{{c}}{{{latex_escape(d.title())} "
+                                f"({latex_escape(m)})}}" for d, m in groups) + " \\\\",
+             "Method & " + " & ".join(f"{SHORT[met].title()} ({ARROWS[HIGHER_IS_BETTER[met]]})" for *_, met in columns)
              + " \\\\"]
     for (domain, auc), part in summary.groupby(["domain", "auc"], sort=False):
         lines += ["\\midrule", f"\\multicolumn{{{len(columns) + 1}}}{{l}}{{\\textit{{{domain.title()} domain, "
-                               f"{auc} AUC}}}} \\\\"]
-        marks: dict[tuple[str, str, str, str], str] = {}
-        for d, m, met in columns:
-            col = part[(part["dataset"] == d) & (part["model"] == m) & (part["metric"] == met)]
-            ranked = col.sort_values("mean", ascending=not HIGHER_IS_BETTER[met], kind="stable")["label"].tolist()
-            for rank, lab in enumerate(ranked[:2]):
-                marks[(lab, d, m, met)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
-        for lab in dict.fromkeys(part["label"]):
-            cells = []
-            for d, m, met in columns:
-                row = part[(part["label"] == lab) & (part["dataset"] == d) & (part["model"] == m)
-                           & (part["metric"] == met)]
-                cells.append("--" if row.empty else marks.get((lab, d, m, met), "%s") % f"{row['mean'].iloc[0]:.3f}")
-            lines.append(escape(lab) + " & " + " & ".join(cells) + " \\\\")
+                                f"{auc} AUC}}}} \\\\"]
+        lines += latex_rows(part, ["dataset", "model", "metric"], columns, HIGHER_IS_BETTER.get)
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
