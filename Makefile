@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed-$(PIN_HASH)
 # Debian packages the default configuration needs (the offline audio set is built from these clips).
 APT_PACKAGES := sound-theme-freedesktop
 CORES ?= all
+# GPU jobs (train, explain, score, speed) queue for the machine's GPUs; without one they share the CPU cores.
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+GPU_LIMIT := $(if $(filter-out 0,$(GPUS)),--resources gpu=$(GPUS),)
 SNAKEMAKE_ARGS ?=
 
 .PHONY: setup apt run test test-cluster test-report lint speed clean
@@ -34,10 +37,10 @@ apt:
 	fi
 
 run: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
 
 speed: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) speed $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster --ignore=tests/report
