@@ -5,6 +5,9 @@ import sys
 
 from snakemake.utils import validate
 
+# `--config seeds=[42,1,2]` gives the seeds as strings: read them as the integers they are.
+if isinstance(config.get("seeds"), list):
+    config["seeds"] = [int(s) if isinstance(s, str) and s.lstrip("-").isdigit() else s for s in config["seeds"]]
 validate(config, "../config/schema.yaml")
 # Plug-ins (config `plugins`, entry points `wam_bench.plugins`) register their baselines and metrics before the
 # DAG is built; their baselines join `methods` (workflow/scripts/plugins.py). A broken one stops the run here.

@@ -1,0 +1,151 @@
+"""Training-seed spread of Table 1 (config ``seeds``, target ``seed_spread``).
+
+Why: training is pinned to a fixed number of epochs and threads, so one machine reproduces itself bit for bit,
+but not another CPU. PyTorch picks its vectorised kernels by the CPU's instruction set: the offline audio model
+trained here with ``ATEN_CPU_CAPABILITY=default`` and with ``avx2`` (this machine has AVX-512) already differs
+in its 5th epoch's training loss (1.134 against 1.129). So every Table 1 cell of a trained model also gets its
+standard deviation over training seeds: a difference between two methods smaller than it is training noise.
+Pretrained models (not trained by the workflow) have no such spread and are left out.
+
+- ``replicate``: train one model with one seed, then explain and score the evaluated inputs with every method
+  of the configuration: the workflow's own ``train``, ``explain.run`` and ``evaluate.run``, in one process.
+  Output: ``seeds/{seed}/scores/{dataset}/{model}.csv`` (the scores' columns plus ``seed``), with the model,
+  attributions and curves beside it. With the configuration's own ``training.seed`` it reproduces the main
+  run's scores exactly (tested).
+- ``table``: Table 1's cells of every trained (data set, model) for each seed (the main run's scores for
+  ``training.seed``, replicates for the others): ``tables/seed_spread.{csv,md}`` with the mean over seeds, the
+  seed-to-seed standard deviation (``ddof=1``) and each seed's value.
+
+CLI::
+
+    python -m workflow.scripts.seeds replicate --config results/NAME/config.json --dataset D --model M \\
+        --seed 1 --resources resources --out results/NAME/seeds/1
+    python -m workflow.scripts.seeds table --config results/NAME/config.json --main results/NAME/scores/scores.csv \\
+        --replicates FILE... --out results/NAME/tables
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from workflow.scripts import explain, evaluate, io, models, tables, train
+
+
+def extra_seeds(config: dict) -> list[int]:
+    """The seeds of ``config['seeds']`` that need their own training (all but ``training.seed``)."""
+    return [s for s in config.get("seeds", []) if s != config["training"]["seed"]]
+
+
+def trained_models(config: dict) -> list[tuple[str, str]]:
+    """(data set, model) pairs the workflow trains (pretrained models have no training seed)."""
+    return [(d, m) for d, cfg in config["datasets"].items() for m in cfg["models"] if not models.is_pretrained(m)]
+
+
+def replicate(config_path: Path, dataset: str, model: str, seed: int, resources: Path, out: Path) -> Path:
+    """Train ``model`` on ``dataset`` with training seed ``seed`` under ``out/models``, explain and score it with
+    every method; returns ``out/scores/{dataset}/{model}.csv`` (the scores with a ``seed`` column)."""
+    config = io.read_config(config_path)
+    if dataset not in config["datasets"] or model not in config["datasets"][dataset]["models"]:
+        raise ValueError(f"--dataset/--model: {dataset}/{model} is not a (data set, model) of {config_path}")
+    if models.is_pretrained(model):
+        raise ValueError(f"--model: {model} is pretrained; a training seed does not change it")
+    model_path = out / "models" / dataset / model / "model.pt"
+    train.main(["--config", str(config_path), "--key", dataset, "--model", model, "--resources", str(resources),
+                "--out", str(model_path.parent), "--seed", str(seed)])
+    parts = []
+    jobs = [(method, shard) for method in config["methods"] for shard in range(config["shards"])]
+    for method, shard in tqdm(jobs, desc=f"seed {seed}: {dataset}/{model}", unit="method"):
+        where = Path(dataset) / model / method
+        attributions = out / "attributions" / where / f"{shard}.pt"
+        scores = out / "scores" / where / f"{shard}.csv"
+        explain.run(config, dataset, model_path, method, shard, attributions)
+        evaluate.run(config, dataset, model_path, method, attributions, scores, out / "curves" / where / f"{shard}.csv")
+        parts.append(pd.read_csv(scores, keep_default_na=False))
+    result = out / "scores" / dataset / f"{model}.csv"
+    io.write_csv(pd.concat(parts, ignore_index=True).assign(seed=seed), result)
+    return result
+
+
+def cell_means(scores: pd.DataFrame, config: dict) -> pd.Series:
+    """Table 1's cells (every model, ``evaluation.protocol``) of one seed's scores: the mean over the evaluated
+    inputs, indexed by (dataset, model, method, metric)."""
+    cells = tables.table1_scores(scores, config, config["evaluation"]["protocol"], first_models=False)
+    cells = cells.assign(value=pd.to_numeric(cells["value"]))
+    return cells.groupby(["dataset", "model", "method", "metric"], sort=True)["value"].mean()
+
+
+def spread(per_seed: dict[int, pd.DataFrame], config: dict) -> pd.DataFrame:
+    """One row per Table 1 cell of the trained models: ``mean`` over seeds, ``sd`` (ddof=1), ``n_seeds`` and
+    one ``seed_<s>`` column per seed; methods in config order, metrics in the paper's order."""
+    if len(per_seed) < 2:
+        raise ValueError(f"seeds: a spread needs at least 2 training seeds, got {sorted(per_seed)}")
+    trained = set(trained_models(config))
+    wide = pd.concat({s: cell_means(f, config) for s, f in per_seed.items()}, axis=1).rename(
+        columns=lambda s: f"seed_{s}")
+    wide = wide[[(d, m) in trained for d, m, *_ in wide.index]]
+    values = wide.to_numpy()
+    out = wide.reset_index().assign(mean=values.mean(1), sd=values.std(1, ddof=1), n_seeds=values.shape[1])
+    label = {m: spec["label"] for m, spec in config["methods"].items()}
+    order = {**{m: i for i, m in enumerate(config["methods"])}, **{m: i for i, m in enumerate(tables.METRICS)}}
+    out = out.sort_values(["dataset", "model", "method", "metric"], kind="stable",
+                          key=lambda s: s.map(order) if s.name in ("method", "metric") else s)
+    out.insert(3, "label", out["method"].map(label))
+    return out[["dataset", "model", "method", "label", "metric", "mean", "sd", "n_seeds",
+                *[c for c in out.columns if c.startswith("seed_")]]].reset_index(drop=True)
+
+
+def spread_markdown(table: pd.DataFrame, config: dict) -> str:
+    seeds = [c.removeprefix("seed_") for c in table.columns if c.startswith("seed_")]
+    left_out = sorted({f"{d} / {m}" for d, cfg in config["datasets"].items() for m in cfg["models"]
+                       if models.is_pretrained(m)})
+    caption = (f"Table 1's cells (`{config['evaluation']['protocol']}` protocol, paper AUC, every trained model) "
+               f"over {len(seeds)} training seeds ({', '.join(seeds)}): mean over seeds ± the seed-to-seed standard "
+               "deviation (ddof = 1) of the per-seed means over the evaluated inputs; each seed's value is in the CSV. "
+               "The data, evaluated inputs and explanation seeds are the same for every training seed. "
+               + (f"Pretrained, not trained here (no seed spread): {', '.join(left_out)}." if left_out else ""))
+    cells = table.assign(cell=table.apply(lambda r: f"{r['mean']:.3f} ± {r['sd']:.3f}", axis=1))
+    return tables.markdown(cells, "label", ["dataset", "model", "metric"]) + f"\n{caption.strip()}\n"
+
+
+def table(config: dict, main_scores: Path, replicate_files: list[Path], out: Path) -> pd.DataFrame:
+    """``tables/seed_spread.{csv,md}`` from the main run's scores and the replicates' (:func:`replicate`)."""
+    per_seed = {}
+    if config["training"]["seed"] in config.get("seeds", []):
+        per_seed[config["training"]["seed"]] = pd.read_csv(main_scores, keep_default_na=False)
+    for path in replicate_files:
+        frame = pd.read_csv(path, keep_default_na=False)
+        seed = int(frame["seed"].iloc[0])
+        per_seed[seed] = pd.concat([per_seed.get(seed), frame.drop(columns="seed")], ignore_index=True)
+    result = spread(per_seed, config)
+    tables.write(result, spread_markdown(result, config), out, "seed_spread")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("replicate", help="train with one seed, explain and score every method")
+    rep.add_argument("--config", type=Path, required=True)
+    rep.add_argument("--dataset", required=True)
+    rep.add_argument("--model", required=True)
+    rep.add_argument("--seed", type=int, required=True)
+    rep.add_argument("--resources", type=Path, required=True)
+    rep.add_argument("--out", type=Path, required=True, help="results/NAME/seeds/SEED")
+    tab = sub.add_parser("table", help="tables/seed_spread.{csv,md}")
+    tab.add_argument("--config", type=Path, required=True)
+    tab.add_argument("--main", type=Path, required=True, help="results/NAME/scores/scores.csv")
+    tab.add_argument("--replicates", type=Path, nargs="*", default=[])
+    tab.add_argument("--out", type=Path, required=True, help="results/NAME/tables")
+    args = parser.parse_args(argv)
+    if args.command == "replicate":
+        replicate(args.config, args.dataset, args.model, args.seed, args.resources, args.out)
+    else:
+        table(io.read_config(args.config), args.main, args.replicates, args.out)
+
+
+if __name__ == "__main__":
+    main()
