@@ -225,8 +225,10 @@ def run(config: dict) -> tuple[list[str], list[str]]:
     if device.type == "cuda":
         report.append(f"device: {torch.cuda.get_device_name(device)}")
     else:
-        report.append("device: no GPU (CPU only); estimated time on this CPU:")
-        if not problems:
+        if problems:  # the estimate times the configured models on their data
+            report.append("device: no GPU (CPU only); the time estimate follows once the problems below are fixed")
+        else:
+            report.append("device: no GPU (CPU only); estimated time on this CPU:")
             report += estimate(config, device)
     return problems, report
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workflow.scripts import explain, evaluate, io, models, tables, train
+from workflow.scripts import evaluate, explain, io, models, tables, train
 
 
 def extra_seeds(config: dict) -> list[int]:
