@@ -56,7 +56,8 @@ from metrics.spectra import predictions  # noqa: E402
 from wam import WAM, separation, transform  # noqa: E402
 from wam.utils import pick_device  # noqa: E402
 from workflow.scripts import datasets, io, models  # noqa: E402
-from workflow.scripts.explain import evaluated_shard, method_options, shard_indices  # noqa: E402
+from workflow.scripts.datasets import evaluated_shard, shard_indices  # noqa: E402
+from workflow.scripts.explain import method_options  # noqa: E402
 from workflow.scripts.tables import cell, markdown, summarise  # noqa: E402
 
 CONDITIONS = ("noise", "overlap")

@@ -133,7 +133,9 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
                          sample_id, float(v)))
 
     pixel = attributions["pixel"].to(device)
-    for protocol, domain, ranking in scoring_plan(config, method, modality):
+    no = torch.zeros(len(data.ids), dtype=torch.bool)  # metrics with no ranked map: never degenerate
+    plan = scoring_plan(config, method, modality)
+    for protocol, domain, ranking in plan:
         net, inputs, preprocess = spaces[domain]
         inputs, options = protocols.setup(protocol, modality, domain, inputs, seed=config["seed"])
         if domain == "pixel":
@@ -147,7 +149,7 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
                                                **options)
                   for kind in ("insertion", "deletion")}
         degenerate = curves["insertion"].degenerate
-        if (protocol, domain, ranking) == scoring_plan(config, method, modality)[0]:  # the Table 1 cell
+        if (protocol, domain, ranking) == plan[0]:  # the Table 1 cell
             for metric, values in spectra_scores(net, inputs, y, attribution, domain, preprocess, options,
                                                  evaluation["batch_size"]).items():
                 add(metric, domain, "-", protocol, ranking, degenerate, values)
@@ -175,7 +177,7 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
     if "completeness" in attributions:  # |sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|
         c = attributions["completeness"]
         gap = (c["attribution_sum"] - c["delta"]).abs() / c["delta"].abs().clamp_min(1e-12)
-        add("completeness_error", "-", "-", "-", "-", torch.zeros(len(data.ids), dtype=torch.bool), gap)
+        add("completeness_error", "-", "-", "-", "-", no, gap)
 
     truth = datasets.ground_truth({**config["datasets"][dataset], "_key": dataset},
                                   Path(config["resources"]), data.ids)
@@ -184,7 +186,6 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
     time_map = pixel.sum(1) if audio else pixel  # audio: [n, mels, frames] -> [n, frames]
     hop = model.frontend.mel.hop_length if audio else None
     mask = None if truth is None else truth_like(truth, modality, time_map.shape[-1] if audio else None, hop)
-    no = torch.zeros(len(data.ids), dtype=torch.bool)
     if mask is not None:
         add("localisation", "pixel", "-", "-", "-", pixel_degenerate, localisation(time_map, mask))
     if scales is not None:

@@ -37,7 +37,7 @@ from wam import WAM, transform
 from wam.audio import samples_to_frames
 from wam.utils import pick_device
 from workflow.scripts import io, models, plugins
-from workflow.scripts.datasets import NDIM, evaluated_shard, shard_indices  # noqa: F401 (experiments use them)
+from workflow.scripts.datasets import NDIM, evaluated_shard
 
 
 def method_options(config: dict, method: str, modality: str) -> dict:

@@ -53,8 +53,9 @@ from wam import WAM, transform  # noqa: E402
 from wam.perturbation import optimize_mask  # noqa: E402
 from wam.utils import pick_device  # noqa: E402
 from workflow.scripts import datasets, io, models  # noqa: E402
+from workflow.scripts.datasets import NDIM  # noqa: E402
 from workflow.scripts.evaluate import level_names  # noqa: E402
-from workflow.scripts.explain import NDIM, method_options  # noqa: E402
+from workflow.scripts.explain import method_options  # noqa: E402
 from workflow.scripts.tables import cell, markdown, summarise  # noqa: E402
 
 N_SHOWN_ALPHAS = 4  # alphas drawn in the examples figure (spread over the sweep)
