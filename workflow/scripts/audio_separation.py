@@ -58,6 +58,7 @@ from wam.utils import pick_device  # noqa: E402
 from workflow.scripts import datasets, io, models  # noqa: E402
 from workflow.scripts.datasets import evaluated_shard, shard_indices  # noqa: E402
 from workflow.scripts.explain import method_options  # noqa: E402
+from workflow.scripts.figures import save  # noqa: E402
 from workflow.scripts.tables import cell, markdown, summarise  # noqa: E402
 
 CONDITIONS = ("noise", "overlap")
@@ -187,9 +188,9 @@ def corrupted_inputs(config: dict, opts: dict, shard: int, device: torch.device)
     """The shard's clean clips, their corrupted inputs ``[C n, T]`` (conditions in :data:`CONDITIONS` order, clips
     inside), targets, distractors and the random control's seeds."""
     seed = config["seed"]
-    data = evaluated_shard(config, opts["dataset"], shard)
     pool = evaluated_shard({**config, "shards": 1}, opts["dataset"], 0)  # every evaluated clip: the distractors
     indices = shard_indices(len(pool), config["shards"], shard)
+    data = datasets.take(pool, indices)  # the shard's clips (evaluated_shard's slice), without loading them again
     distractors = pick_distractors(pool.y, indices, seed)
     clean = data.x.to(device)
     waves = {c: [] for c in CONDITIONS}
@@ -351,13 +352,6 @@ def table_latex(table: pd.DataFrame, labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    """Save atomically, without a timestamp in the file (reruns give the same bytes)."""
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-
-
 def figure(table: pd.DataFrame, labels: dict[str, str], path: Path) -> None:
     """SI-SDR against keep (log axis), one line per method with its 95 % band, one panel per condition; the
     corrupted input's SI-SDR dashed."""
@@ -377,7 +371,7 @@ def figure(table: pd.DataFrame, labels: dict[str, str], path: Path) -> None:
     axes[0][0].set_ylabel("SI-SDR vs clean clip (dB)")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def example_paths(out: Path, k: int, methods: list[str]) -> dict[tuple[str, str], Path]:
@@ -421,7 +415,7 @@ def example_figure(item: dict, labels: dict[str, str], methods: list[str], paths
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def report(config: dict, rows_paths: list[Path], examples_paths: list[Path], out: Path) -> None:

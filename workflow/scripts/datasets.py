@@ -748,7 +748,7 @@ def evaluated_shard(config: dict, dataset: str, shard: int) -> Split:
     """The evaluated (test) inputs of data set ``dataset`` of a full ``config`` that fall in ``shard``."""
     cfg = {**config["datasets"][dataset], "seed": config["seed"]}
     split = load(cfg, "test", Path(config["resources"]), key=dataset)
-    return _take(split, shard_indices(len(split), config["shards"], shard))
+    return take(split, shard_indices(len(split), config["shards"], shard))
 
 
 def balanced_subset(y: list[int] | torch.Tensor, n: int, seed: int) -> list[int]:
@@ -773,7 +773,7 @@ def balanced_subset(y: list[int] | torch.Tensor, n: int, seed: int) -> list[int]
     return sorted(picked)
 
 
-def _take(s: Split, idx: list[int]) -> Split:
+def take(s: Split, idx: list[int]) -> Split:
     t = torch.as_tensor(idx, dtype=torch.long)
     return Split(s.x[t], s.y[t], [s.ids[i] for i in idx], s.n_classes, s.class_names)
 
@@ -821,7 +821,7 @@ def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: st
     else:
         s = _load_volumes(cfg, split, resources)
     if split == "test" and subset and cfg.get("n_inputs"):
-        s = _take(s, balanced_subset(s.y, int(cfg["n_inputs"]), cfg.get("seed", 42)))
+        s = take(s, balanced_subset(s.y, int(cfg["n_inputs"]), cfg.get("seed", 42)))
     return s
 
 

@@ -56,6 +56,7 @@ from workflow.scripts import datasets, io, models  # noqa: E402
 from workflow.scripts.datasets import NDIM  # noqa: E402
 from workflow.scripts.evaluate import level_names  # noqa: E402
 from workflow.scripts.explain import method_options  # noqa: E402
+from workflow.scripts.figures import save  # noqa: E402
 from workflow.scripts.tables import cell, markdown, summarise  # noqa: E402
 
 N_SHOWN_ALPHAS = 4  # alphas drawn in the examples figure (spread over the sweep)
@@ -292,7 +293,7 @@ def pareto_figure(rows: pd.DataFrame, game: str, path: Path) -> None:
     ax.set_title(f"Wavelet-domain meaningful perturbation ({game}); x: top-1 lost", fontsize=9)
     ax.legend(fontsize=6, loc="best")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def _rgb(t: torch.Tensor, low: float, high: float) -> np.ndarray:
@@ -336,14 +337,7 @@ def examples_figure(examples: dict, path: Path) -> None:
     fig.suptitle(f"Original, minimal images W^-1(z m) and masks (dyadic layout), {examples['game']} game",
                  fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    """Save atomically, without a timestamp in the file (reruns give the same bytes)."""
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save(fig, path)
 
 
 def report(config: dict, rows_path: Path, examples_path: Path, out: Path) -> None:
