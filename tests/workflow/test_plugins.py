@@ -46,8 +46,11 @@ class GradientXInput(Baseline):
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
     """The registries and ``sys.modules`` as they were, after the test: plug-ins register into copies, and the
-    modules loaded from ``tmp_path`` are forgotten."""
+    modules loaded from ``tmp_path`` are forgotten. The built-ins are imported first: one imported inside the test
+    would register only into the copy, and stay imported, so unregistered, afterwards."""
     metrics.available()
+    for name in baseline_registry.BUILTINS:
+        baseline_registry.method_class(name)
     monkeypatch.setattr(baseline_registry, "_REGISTRY", dict(baseline_registry._REGISTRY))
     monkeypatch.setattr(metric_registry, "_REGISTRY", dict(metric_registry._REGISTRY))
     before = set(sys.modules)
