@@ -107,8 +107,4 @@ def rank_maps(bands: list[torch.Tensor], ranking: str) -> list[torch.Tensor]:
     check_choice(ranking, RANKINGS, "ranking")
     if ranking == "raw":
         return bands
-    out = []
-    for b in bands:
-        peak = _per_sample(b, lambda f: f.amax(1))
-        out.append(torch.where(peak > 0, b / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(b)))
-    return out
+    return [peak_normalize(b) for b in bands]

@@ -54,11 +54,10 @@ def load(config: dict | None = None) -> list[str]:
     points = list(entry_points(group=ENTRY_POINTS))
     if not specs and not points:
         return []
-    import baselines
     import metrics
 
-    baselines.available()
-    metrics.available()  # the built-ins first: a plug-in reusing one of their names is the one refused
+    metrics.available()  # the built-in metrics first: a plug-in reusing one of their names is the one refused
+    # (baselines.register imports a built-in baseline itself when a plug-in takes its name)
     names = [_import(spec, f"plugins: module {spec!r}") for spec in specs]
     for point in points:
         dist = point.dist.name if point.dist is not None else "?"
