@@ -20,6 +20,7 @@ from torch import nn
 from wam import WAM
 from workflow.scripts import io, robust_training, robustness, textures
 from workflow.scripts.datasets import Split
+from workflow.scripts.evaluate import level_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = yaml.safe_load((ROOT / "workflow" / "config" / "default.yaml").read_text())
@@ -290,7 +291,7 @@ def test_texture_train_and_test_crops_come_from_disjoint_columns(texture_resourc
 
 def test_tables_state_the_spearman_value_and_the_figure_is_written(tmp_path):
     c = config(tmp_path)
-    names = robustness.level_names(3)
+    names = level_names(4)  # 3 levels and the approximation
     robust = {"erm": 0.2, "adv": 0.7, "adv_fast": 0.6, "adv_free": 0.5}
     coarse = {"erm": 0.1, "adv": 0.4, "adv_fast": 0.3, "adv_free": 0.2}  # same order: rho = 1
     scores, summaries = [], []

@@ -52,6 +52,7 @@ import torch
 from wam import WAM, Explanation, transform
 from wam.utils import pick_device
 from workflow.scripts import datasets, io, models, robust_training, textures
+from workflow.scripts.evaluate import level_names  # scales + 1 names: level1 .. levelL, approx
 from workflow.scripts.tables import summarise
 
 TEXTURES = "textures"
@@ -136,11 +137,6 @@ def model_order(rb: dict) -> list[str]:
     return sorted(rb["models"], key=lambda m: (robust_training.KINDS.index(rb["models"][m]["training"]), m))
 
 
-def level_names(levels: int) -> list[str]:
-    """Column names of the shares, finest first: ``level1 .. level{levels}, approx``."""
-    return [f"level{i}" for i in range(1, levels + 1)] + ["approx"]
-
-
 # ----------------------------------------------------------------------------- data
 
 
@@ -162,16 +158,12 @@ def evaluation_data(config: dict) -> tuple[datasets.Split, datasets.Split]:
         test = textures.load(resources, "test")
         n = rb["n_inputs"] or len(test)
         idx = datasets.balanced_subset(test.y, int(n), config["seed"])
-        t = torch.as_tensor(idx)
-        return test, datasets.Split(test.x[t], test.y[t], [test.ids[i] for i in idx], test.n_classes,
-                                    test.class_names)
+        return test, datasets.take(test, idx)
     spec = {**config["datasets"][rb["data"]], "models": [IMAGE_PREPROCESSING], "seed": config["seed"]}
     if rb["n_inputs"]:
         spec["n_inputs"] = rb["n_inputs"]
     split = datasets.load(spec, "test", resources, key=rb["data"])
-    data_cfg = models.data_config(IMAGE_PREPROCESSING)
-    mean, std = (torch.tensor(data_cfg[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
-    x = (split.x * std + mean).clamp(0, 1)  # undo timm's Normalize: the models normalise themselves
+    x = models.normalization(IMAGE_PREPROCESSING).inverse(split.x).clamp(0, 1)  # the models normalise themselves
     split = datasets.Split(x, split.y, split.ids, split.n_classes, split.class_names)
     return split, split
 
@@ -277,7 +269,7 @@ def evaluate(config: dict, name: str, model_path: Path, scores: Path, summary: P
     model = model.to(device).eval()
     acc_split, explained = evaluation_data(config)
     result = accuracies(config, model, acc_split)
-    names = level_names(rb["wavelet"]["levels"])
+    names = level_names(rb["wavelet"]["levels"] + 1)
     rows = []
     for method in rb["methods"]:
         shares = explain_shares(config, model, explained.x, explained.y, method)
@@ -317,7 +309,7 @@ def summary_table(config: dict, score_files: list[Path], summary_files: list[Pat
     acc = pd.DataFrame([io.read_config(f) for f in summary_files])[
         ["model", "clean_accuracy", "robust_accuracy", "n_accuracy"]]
     table = summarise(scores, ["model", "method", "level"], config["evaluation"]["bootstrap"], config["seed"])
-    names = level_names(rb["wavelet"]["levels"])
+    names = level_names(rb["wavelet"]["levels"] + 1)
     coarse = scores[scores["level"].isin(names[-2:])].groupby(["model", "method", "sample_id"])["value"].sum()
     coarse = coarse.groupby(["model", "method"]).mean().rename("coarse_share").reset_index()
     table = table.merge(acc, on="model").merge(coarse, on=["model", "method"])
@@ -356,7 +348,7 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
 
 def _cells(table: pd.DataFrame, config: dict, method: str, fmt) -> tuple[list[str], list[list[str]]]:
     """Headers and rows (one per model) of one method's table; ``fmt(row)`` formats a share."""
-    names = level_names(settings(config)["wavelet"]["levels"])
+    names = level_names(settings(config)["wavelet"]["levels"] + 1)
     part = table[table["method"] == method]
     headers = ["Model", "Training", "Clean acc.", "Robust acc."] + [
         n.replace("level", "level ") + (" (finest)" if n == "level1" else "") for n in names] + ["Coarse share"]
@@ -405,7 +397,7 @@ def figure(config: dict, table: pd.DataFrame, path: Path) -> None:
     from workflow.scripts.figures import save
 
     rb = settings(config)
-    names = level_names(rb["wavelet"]["levels"])
+    names = level_names(rb["wavelet"]["levels"] + 1)
     shown = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(rb["methods"]), figsize=(5 * len(rb["methods"]), 3.4), squeeze=False)
     width = 0.8 / len(shown)
