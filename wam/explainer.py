@@ -36,14 +36,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wam import transform
-from wam.utils import as_targets, check_input, check_targets_range, chunks, input_gradients_only
+from wam.utils import as_targets, check_signal, check_targets_range, chunks, input_gradients_only
 
 METHODS = ("gradient", "smooth", "integrated")
 AGGREGATIONS = ("paper", "reference")
 # Reference implementation defaults, per number of spatial dimensions.
 DEFAULT_NOISE = {1: 0.001, 2: 0.25, 3: 0.0001}
 DEFAULT_MODE = {1: "reflect", 2: "reflect", 3: "symmetric"}
-_LAYOUTS = {1: "[B, T] or [B, C, T]", 2: "[B, C, H, W]", 3: "[B, C, D, H, W]"}
 
 
 def _band_magnitude(band: torch.Tensor) -> torch.Tensor:
@@ -216,8 +215,7 @@ class WAM:
         ``x``: 1D ``[B, T]`` or ``[B, C, T]``; 2D ``[B, C, H, W]``; 3D ``[B, C, D, H, W]``.
         """
         squeeze = self.ndim == 1 and isinstance(x, torch.Tensor) and x.dim() == 2
-        x = check_input(x, (self.ndim + 1, self.ndim + 2) if self.ndim == 1 else (self.ndim + 2,),
-                        layout=_LAYOUTS[self.ndim])
+        x = check_signal(x, self.ndim)
         if squeeze:
             x = x.unsqueeze(1)
         x = x.detach()

@@ -34,7 +34,10 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import math
+import numbers
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,10 +46,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from wam import transform
-from wam.explainer import _LAYOUTS, DEFAULT_MODE
-from wam.utils import as_targets, check_input, check_targets_range, chunks, input_gradients_only
+from wam.explainer import DEFAULT_MODE
+from wam.utils import as_targets, check_signal, check_targets_range, chunks, input_gradients_only
 
 GAMES = ("preserve", "delete")
+JITTER = 1e-6
+"""Size of the seeded start: ``m0 = 1 - JITTER * u``, ``u ~ U[0, 1)`` per coefficient (float rounding scale)."""
 
 
 def _unflatten(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -132,6 +137,50 @@ class MaskResult:
         return tiled.reshape(b, a, *tiled.shape[1:])
 
 
+def row_seed(seed: int, alpha: float) -> int:
+    """The generator seed of the row (sample seeded ``seed``, penalty ``alpha``): a 63-bit hash of the pair.
+
+    It depends on nothing else (not the row's position, its chunk, the other alphas or the other samples).
+
+    >>> row_seed(42, 20.0) == row_seed(42, 20.0), row_seed(42, 20.0) == row_seed(42, 5.0)
+    (True, False)
+    """
+    digest = hashlib.blake2b(struct.pack("<qd", int(seed), float(alpha)), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def initial_mask(n: int, seed: int | None, alpha: float, like: torch.Tensor) -> torch.Tensor:
+    """The start ``m0`` ``[n]`` of one row (``like``'s dtype and device): ``1`` for ``seed=None``, otherwise
+    ``1 - JITTER * u`` with ``u ~ U[0, 1)`` drawn from a ``torch.Generator`` on ``like``'s device seeded with
+    :func:`row_seed` ``(seed, alpha)``.
+
+    >>> m0 = initial_mask(5, 42, 20.0, torch.zeros(1))
+    >>> bool((m0 <= 1).all() and (m0 >= 1 - JITTER).all()), torch.equal(m0, initial_mask(5, 42, 20.0, m0))
+    (True, True)
+    >>> initial_mask(3, None, 20.0, torch.zeros(1))
+    tensor([1., 1., 1.])
+    """
+    if seed is None:
+        return torch.ones(n, dtype=like.dtype, device=like.device)
+    gen = torch.Generator(device=like.device).manual_seed(row_seed(seed, alpha))
+    return 1 - JITTER * torch.rand(n, generator=gen, dtype=like.dtype, device=like.device)
+
+
+def _check_seeds(seed: int | Sequence[int] | torch.Tensor | None, n_inputs: int) -> list[int | None]:
+    """One seed per sample: ``None`` for all, an int for all, or ``n_inputs`` ints."""
+    def valid(s: object) -> bool:
+        return isinstance(s, numbers.Integral) and not isinstance(s, bool) and -(2**63) <= int(s) < 2**63
+
+    if seed is None:
+        return [None] * n_inputs
+    if valid(seed):
+        return [int(seed)] * n_inputs
+    values = seed.tolist() if isinstance(seed, torch.Tensor) else seed
+    if not isinstance(values, (list, tuple)) or len(values) != n_inputs or not all(valid(s) for s in values):
+        raise ValueError(f"seed: expected None, an int, or {n_inputs} ints (one per input), got {seed!r}")
+    return [int(s) for s in values]
+
+
 def _check_alphas(alphas: Sequence[float] | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     try:
         values = torch.as_tensor(alphas, dtype=like.dtype, device=like.device).reshape(-1)
@@ -157,7 +206,7 @@ def optimize_mask(
     levels: int = 3,
     mode: str | None = None,
     batch_size: int = 64,
-    seed: int = 42,
+    seed: int | Sequence[int] | torch.Tensor | None = 42,
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
 ) -> MaskResult:
@@ -174,9 +223,13 @@ def optimize_mask(
         game: ``"preserve"`` or ``"delete"``.
         wavelet, levels, mode: the transform, as in :class:`wam.WAM` (``mode=None``: ``reflect`` for 1D and 2D,
             ``symmetric`` for 3D).
-        batch_size: rows (inputs x alphas) optimised at once.
-        seed: kept for a signature uniform with :class:`wam.WAM`; the optimisation draws no random number
-            (``m0 = 1``), so it does not change the result.
+        batch_size: rows (inputs x alphas) optimised at once (memory and speed only: each row is optimised on
+            its own, see the module docstring).
+        seed: the start of each row: ``None`` starts every row at ``m0 = 1`` exactly; an int (every input) or
+            one int per input starts row ``(b, alpha)`` at :func:`initial_mask` ``(seed_b, alpha)`` =
+            ``1 - JITTER * u`` (``JITTER = 1e-6``, ``u`` uniform, seeded by the pair alone). A perturbation of
+            the size of float rounding: runs with different seeds sample the spread that rounding alone
+            (another batch size, thread count or device) gives the result.
         preprocess: applied to the rebuilt input before the model (e.g. waveform -> log-mel), as in WAM.
         progress: show a progress bar over row-steps.
 
@@ -184,7 +237,6 @@ def optimize_mask(
         :class:`MaskResult` (masks ``[B, A, N]``, final logits / probabilities / top-1 ``[B, A]``, sparsity
         ``[B, A]``, loss trace ``[steps, B, A]``).
     """
-    del seed  # deterministic: documented above
     if ndim not in (1, 2, 3):
         raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
     if game not in GAMES:
@@ -196,7 +248,7 @@ def optimize_mask(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
     squeeze = ndim == 1 and isinstance(x, torch.Tensor) and x.dim() == 2
-    x = check_input(x, (ndim + 1, ndim + 2) if ndim == 1 else (ndim + 2,), layout=_LAYOUTS[ndim])
+    x = check_signal(x, ndim)
     x = (x.unsqueeze(1) if squeeze else x).detach()
     alpha = _check_alphas(alphas, x)
     wavelet = transform.check_wavelet(wavelet).name
@@ -205,6 +257,7 @@ def optimize_mask(
     transform.check_levels(levels, size, wavelet)
     n_inputs, n_alphas = x.shape[0], alpha.numel()
     y = as_targets(y, n_inputs, x.device)
+    seeds = _check_seeds(seed, n_inputs)
 
     z_bands = transform.bands(transform.wavedec(x, ndim, wavelet, levels, mode))
     shapes = [tuple(b.shape[1:]) for b in z_bands]
@@ -228,7 +281,10 @@ def optimize_mask(
         for rows in chunks(total, batch_size):
             idx = torch.arange(rows.start, rows.stop, device=x.device)
             zr, yr, ar = z[idx // n_alphas], y[idx // n_alphas], alpha[idx % n_alphas]
-            m = torch.ones_like(zr).requires_grad_(True)
+            m = torch.stack([initial_mask(z.shape[1], seeds[r // n_alphas], float(alpha[r % n_alphas]), z)
+                             for r in range(rows.start, rows.stop)]).requires_grad_(True)
+            # one parameter [R, N], but every row on its own: NAdam is elementwise and its scalar state
+            # (step, momentum product) is the same for every row, all rows of a chunk starting together
             optimizer = torch.optim.NAdam([m], lr=lr)
             for step in range(steps):
                 out = class_logits(m, zr)
@@ -236,7 +292,8 @@ def optimize_mask(
                     check_targets_range(yr, out.shape[1])
                 penalty = m.mean(1) if game == "preserve" else (1 - m).mean(1)  # ||.||_1 / N (m in [0, 1])
                 objective = sign * out.gather(1, yr[:, None])[:, 0] + ar * penalty
-                (m.grad,) = torch.autograd.grad(objective.sum(), m)
+                # each row's own loss (grad_outputs 1 per row: never a mean, which would scale the steps by R)
+                (m.grad,) = torch.autograd.grad(objective, m, grad_outputs=torch.ones_like(objective))
                 optimizer.step()
                 with torch.no_grad():
                     m.clamp_(0.0, 1.0)

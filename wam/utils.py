@@ -38,6 +38,26 @@ def check_input(x: torch.Tensor, dims: Sequence[int], name: str = "x", layout: s
     return x
 
 
+LAYOUTS = {1: "[B, T] or [B, C, T]", 2: "[B, C, H, W]", 3: "[B, C, D, H, W]"}
+"""The input layout expected for each number of spatial dimensions (``ndim``), as error messages spell it."""
+
+
+def check_signal(x: torch.Tensor, ndim: int, name: str = "x") -> torch.Tensor:
+    """:func:`check_input` for an input of ``ndim`` spatial dimensions, in the layout :data:`LAYOUTS` names
+    (1D ``[B, T]`` or ``[B, C, T]``; 2D ``[B, C, H, W]``; 3D ``[B, C, D, H, W]``).
+
+    >>> check_signal(torch.zeros(2, 3, 8, 8), 2).shape
+    torch.Size([2, 3, 8, 8])
+    >>> check_signal(torch.zeros(3, 8, 8), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: x: expected [B, C, H, W], got shape (3, 8, 8)
+    """
+    if ndim not in LAYOUTS:
+        raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
+    return check_input(x, (ndim + 1, ndim + 2) if ndim == 1 else (ndim + 2,), name, LAYOUTS[ndim])
+
+
 def as_targets(y: int | Sequence[int] | torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
     """Class indices ``[batch]`` (long, on ``device``) from an int, a sequence or a tensor."""
     if isinstance(y, int):

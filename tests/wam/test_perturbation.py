@@ -15,7 +15,7 @@ from torch import nn
 
 from tests import models
 from wam import WAM, transform
-from wam.perturbation import optimize_mask
+from wam.perturbation import JITTER, initial_mask, optimize_mask
 
 STEPS, LR = 40, 0.1  # constant gradients: NAdam moves ~LR per step, so 1 -> 0 takes ~10 steps
 
@@ -36,7 +36,8 @@ CASES = {  # ndim -> (input, levels, mode, preprocess)
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 @pytest.mark.parametrize("game", ["preserve", "delete"])
-def test_linear_model_reaches_the_closed_form_box_optimum(ndim, game):
+@pytest.mark.parametrize("seed", [None, 42])
+def test_linear_model_reaches_the_closed_form_box_optimum(ndim, game, seed):
     make, levels, mode, preprocess = CASES[ndim]
     x = make(torch.Generator().manual_seed(ndim))
     channels = 1 if x.dim() == 2 else x.shape[1]
@@ -48,7 +49,7 @@ def test_linear_model_reaches_the_closed_form_box_optimum(ndim, game):
     # alpha = 0, and a large alpha with its threshold alpha / N halfway between the 5th and 6th contribution
     large = (0.5 * (top[:, 4] + top[:, 5]) * n).tolist()
     result = optimize_mask(model, x, y, ndim, alphas=[0.0, *large], steps=STEPS, lr=LR, game=game, levels=levels,
-                           mode=mode, preprocess=preprocess)
+                           mode=mode, preprocess=preprocess, seed=seed)
     for i in range(2):
         for j, alpha in enumerate([0.0, *large]):
             keep = c[i] > alpha / n
@@ -69,8 +70,10 @@ def test_linear_model_reaches_the_closed_form_box_optimum(ndim, game):
     with torch.no_grad():
         f_x = model(preprocess(x) if preprocess else x).gather(1, y[:, None])
     sign = -1.0 if game == "preserve" else 1.0
-    first_penalty = torch.ones(2, 3) if game == "preserve" else torch.zeros(2, 3)
     alphas = torch.tensor([[0.0, *large]] * 2)
+    m0 = torch.stack([torch.stack([initial_mask(n, seed, a, c) for a in result.alphas.tolist()])] * 2)
+    assert ((m0 == 1).all() if seed is None else (m0 >= 1 - JITTER).all() and (m0 < 1).any())
+    first_penalty = m0.mean(2) if game == "preserve" else (1 - m0).mean(2)
     torch.testing.assert_close(result.loss[0], sign * f_x.expand(2, 3) + alphas * first_penalty, atol=1e-4, rtol=1e-5)
     assert result.loss.shape == (STEPS, 2, 3)
     assert (result.loss[-1] <= result.loss[0] + 1e-4).all()
