@@ -31,11 +31,11 @@ on another number of threads or device. The optimisation amplifies such differen
 coefficient's step (a coefficient whose gradient is near zero moves by up to ``lr`` in the direction its
 rounding picks) and the model is piecewise (ReLU6 kinks), so two runs that differ by float rounding alone,
 or by a start ``1e-6`` away, end with visibly different masks after a few dozen steps. On EfficientNet-Lite0
-(224 px, alphas 0 to 100, 40 steps) the final logit at alpha 0 moves between about 35 and 46 and the sparsity
-by up to 0.01 over seeds, as much as between batch sizes 1 and 4 on two threads; rows in another order at
-the same batch size give bitwise the same result. A result is therefore one draw: report the mean and spread
-over a few seeds (each seed gives the same result at any batch size where the model's kernels round a row
-alike, e.g. one CPU thread).
+(one 224 px image, alphas 0 to 100) the final logit at alpha 0 spreads over 35 to 46 at 40 steps (67 to 82 at
+500) and the sparsity over up to 0.012 (0.024) across seeds, as much as between batch sizes 1 and 4 on two
+threads; rows in another order at the same batch size give bitwise the same result. A result is therefore one
+draw: report the mean and spread over a few seeds (each seed gives the same result at any batch size where the
+model's kernels round a row alike, e.g. one CPU thread).
 
 Example::
 
