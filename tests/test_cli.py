@@ -74,7 +74,9 @@ def check_figure(record: dict, fig: Path, input_title: str, levels: int, curves:
     from PIL import Image
 
     titles = [p["title"] for p in record["panels"]]
-    assert titles == [input_title, "WAM dyadic map", *[f"level {i}" for i in range(1, levels + 1)],
+    shares = record["scale_shares"]
+    assert titles == [input_title, "WAM dyadic map",
+                      *[f"level {i} (share {float(shares[i - 1]):.2f})" for i in range(1, levels + 1)],
                       "heatmap on input"]
     assert record["panels"][0]["images"] == 1
     for panel in record["panels"][1:]:
@@ -94,6 +96,10 @@ def test_image_offline_photo_is_an_espresso(files, tmp_path):
     torch.testing.assert_close(record["x"], x[0])  # the benchmark's own preprocessing
     assert record["dyadic"].shape == (224, 224) and record["scales"].shape == (3, 224, 224)
     torch.testing.assert_close(record["heatmap"], record["scales"].sum(0))
+    grads = record["grads"]  # approximation, then levels 3, 2, 1 (3 bands each): the finest level's raw share
+    raw = [g.mean(0).abs().sum() for g in grads]
+    torch.testing.assert_close(record["scale_shares"][0], sum(raw[-3:]) / sum(raw))
+    torch.testing.assert_close(record["scale_shares"].sum(), torch.tensor(1.0))
     grads, coeffs = ([b[None] for b in record[k]] for k in ("grads", "coeffs"))  # per band [1, C, *band]
     expl = Explanation(grads=transform.unbands(grads, 2), coeffs=transform.unbands(coeffs, 2), ndim=2,
                        wavelet="haar", size=(224, 224))

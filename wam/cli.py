@@ -475,7 +475,9 @@ def record(result: Result, figure_path: Path | None = None, **options) -> dict:
 
     ``grads`` / ``coeffs``: per band ``[C, *band]`` in :func:`wam.transform.bands` order (rebuild ptwt's
     structure with ``transform.unbands``); ``dyadic`` ``[*size]``; ``scales`` ``[levels, *size]`` finest
-    first; ``heatmap`` ``[*size]``; ``x`` the model's input (audio ``[T]`` at ``sample_rate``);
+    first; ``heatmap`` ``[*size]``; ``scale_shares`` / ``scale_shares_per_coefficient`` ``[levels + 1]`` (finest
+    first, approximation last: :meth:`wam.Explanation.scale_shares`); ``x`` the model's input (audio ``[T]`` at
+    ``sample_rate``);
     ``prediction`` / ``target``: ``{"index", "name", "probability"}``; ``probabilities`` ``[n_classes]``;
     ``panels`` the figure's panels; ``options`` the command's options; ``provenance``.
     """
@@ -491,6 +493,8 @@ def record(result: Result, figure_path: Path | None = None, **options) -> dict:
         "x": result.x[0], "grads": [b[0].detach().cpu() for b in transform.bands(expl.grads)],
         "coeffs": [b[0].detach().cpu() for b in transform.bands(expl.coeffs)],
         "dyadic": expl.dyadic()[0].cpu(), "scales": expl.scales()[0].cpu(), "heatmap": expl.heatmap()[0].cpu(),
+        "scale_shares": expl.scale_shares()[0].cpu(),
+        "scale_shares_per_coefficient": expl.scale_shares(per_coefficient=True)[0].cpu(),
         "prediction": cls(result.predicted), "target": cls(result.target),
         "probabilities": result.probabilities, "class_names": result.class_names, "panels": result.panels,
         "figure": str(figure_path) if figure_path else None, "options": options,

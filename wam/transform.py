@@ -136,6 +136,33 @@ def band_levels(n_bands: int, ndim: int) -> list[int]:
     return [n_levels] + [n_levels - (i // per_level) for i in range(n_bands - 1)]
 
 
+def level_names(levels: int) -> list[str]:
+    """Names of the ``levels + 1`` scales in :func:`level_sums` order: ``level1`` (finest) .. ``levelL``, ``approx``.
+
+    >>> level_names(3)
+    ['level1', 'level2', 'level3', 'approx']
+    """
+    return [f"level{i + 1}" for i in range(levels)] + ["approx"]
+
+
+def level_sums(maps: Sequence[torch.Tensor], ndim: int) -> torch.Tensor:
+    """Sum of per-band maps ``[B, *band]`` (:func:`bands` order) over each level: ``[B, levels + 1]``, finest level
+    first, the approximation last (the order of :func:`level_names`).
+
+    >>> x = torch.rand(2, 1, 16, 16)
+    >>> maps = [b[:, 0].abs() for b in bands(wavedec(x, 2, "haar", 2, "reflect"))]
+    >>> sums = level_sums(maps, ndim=2)
+    >>> sums.shape, torch.allclose(sums.sum(1), sum(m.flatten(1).sum(1) for m in maps))
+    (torch.Size([2, 3]), True)
+    """
+    levels = band_levels(len(maps), ndim)
+    deepest = levels[0]
+    out = maps[0].new_zeros(maps[0].shape[0], deepest + 1)
+    for i, (m, level) in enumerate(zip(maps, levels, strict=True)):
+        out[:, deepest if i == 0 else level - 1] += m.flatten(1).sum(1)
+    return out
+
+
 def layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
     """Offsets of each band in the dyadic canvas, and the canvas size."""
     keys = level_keys(ndim)

@@ -63,12 +63,18 @@ def dyadic(expl: Explanation, index: int = 0, ax: Axes | None = None, cmap: str 
 
 def scales(expl: Explanation, index: int = 0, axes: Sequence[Axes] | None = None, approx: bool = False,
            cmap: str = "hot") -> Sequence[Axes]:
-    """Draw sample ``index``'s per-level maps, finest first (approximation last when ``approx``)."""
+    """Draw sample ``index``'s per-level maps (each band normalised to its maximum, for display), finest first
+    (approximation last when ``approx``), each titled with its level's share of the raw attribution
+    (:meth:`~wam.Explanation.scale_shares`; reference maps, normalised over the batch, have none)."""
     maps = expl.scales(approx=approx)[index]
+    shares = None if expl.reference_maps is not None else expl.scale_shares()[index]
     if axes is None:
         _, axes = plt.subplots(1, maps.shape[0], figsize=(2.2 * maps.shape[0], 2.2), squeeze=False)
         axes = axes[0]
     for level, (ax, m) in enumerate(zip(axes, maps, strict=False)):
-        title = "approximation" if approx and level == maps.shape[0] - 1 else f"level {level + 1}"
+        last = approx and level == maps.shape[0] - 1
+        title = "approximation" if last else f"level {level + 1}"
+        if shares is not None:
+            title += f" (share {float(shares[-1 if last else level]):.2f})"
         _show(ax, m, title, cmap)
     return axes

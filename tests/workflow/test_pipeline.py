@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tests.workflow.helpers import snakemake, write_config
 
@@ -63,6 +65,39 @@ def test_scores_are_tidy_and_complete(ci_run):
     # the CAM layers are the last feature maps: no GradCAM map is all zero on the ci inputs
     assert not scores[scores["method"] == "gradcam"]["degenerate"].any()
     assert set(scores[scores["metric"] == "completeness_error"]["method"]) == {"wam_ig"}
+
+
+def test_a_scales_cell_is_recomputed_from_the_stored_raw_band_magnitudes(ci_run):
+    """``tables/scales``: WAM-IG's level-1 share on the volumes, recomputed from the attribution file's raw per-band
+    magnitudes (3D: 7 detail bands per level, the finest last), not from the scores."""
+    workdir, config, _, _, _ = ci_run
+    results = workdir / "results" / "ci"
+    stored = torch.load(results / "attributions" / "volumes" / "resnet3d" / "wam_ig" / "0.pt", weights_only=False)
+    totals = [b.flatten(1).sum(1) for b in stored["wavelet"]]
+    expected = (sum(totals[-7:]) / sum(totals)).mean().item()
+    table = pd.read_csv(results / "tables" / "scales.csv")
+    cell = table[(table["dataset"] == "volumes") & (table["method"] == "wam_ig") & (table["quantity"] == "share")
+                 & (table["level"] == "level1")]
+    assert cell["mean"].item() == pytest.approx(expected, abs=1e-6)
+    assert "normalised per image" in (results / "tables" / "scales.md").read_text()
+
+
+def test_an_lrp_conservation_cell_is_recomputed_from_the_maps_and_the_model(ci_run):
+    """``tables/lrp_conservation``: the median ratio of the stored LRP map's sum to the model's own target logit."""
+    from workflow.scripts import datasets, models
+
+    workdir, config, _, _, _ = ci_run
+    results = workdir / "results" / "ci"
+    stored = torch.load(results / "attributions" / "volumes" / "resnet3d" / "lrp" / "0.pt", weights_only=False)
+    model = models.load(results / "models" / "volumes" / "resnet3d" / "model.pt")
+    data = datasets.load({**config["datasets"]["volumes"], "seed": config["seed"]}, "test", workdir / "resources")
+    with torch.no_grad():
+        logits = model(data.x).gather(1, data.y[:, None])[:, 0]
+    ratios = stored["pixel"].flatten(1).sum(1) / logits
+    table = pd.read_csv(results / "tables" / "lrp_conservation.csv")
+    row = table[(table["dataset"] == "volumes") & (table["model"] == "resnet3d")]
+    assert row["median"].item() == pytest.approx(float(np.median(ratios.numpy())), abs=1e-5)
+    assert row["max"].item() == pytest.approx(ratios.max().item(), abs=1e-5)
 
 
 def test_table1_has_every_method_and_the_published_value(ci_run):

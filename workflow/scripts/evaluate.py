@@ -16,8 +16,11 @@ Outputs (atomic, with ``.provenance.json`` sidecars):
   degenerate, sample_id, value`` (``auc``, ``protocol``, ``ranking`` are ``-`` where they do not apply;
   ``degenerate`` is true where the ranked map is constant: its scores are kept, and counted in the tables).
   Localisation: the share of the positive attribution that falls on the ground truth; for WAM also per scale
-  (``localisation@level1`` ... ``@approx``) and each scale's share of the total (``scale_share@level1`` ...);
-  path methods: ``completeness_error``, ``|sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|``;
+  (``localisation@level1`` ... ``@approx``, on each level's raw map); WAM's scale shares
+  (:meth:`wam.Explanation.scale_shares`: each level's share of the raw attribution magnitude, ``scale_share@level1``
+  ...; per coefficient, ``scale_share_per_coefficient@level1`` ...);
+  path methods: ``completeness_error``, ``|sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|``; LRP:
+  ``conservation_ratio``, ``sum of relevance / f_y(x)`` (1 when nothing is lost);
   ``faithfulness_of_spectra`` and ``input_fidelity`` (:mod:`metrics.spectra`, top 50 %), one per input in the
   method's Table 1 cell setting (the first entry of :func:`scoring_plan`), ``auc`` ``-``;
 - curves CSV: ``dataset, model, method, metric, domain, protocol, ranking, sample_id, fraction, value``.
@@ -74,10 +77,6 @@ def scoring_plan(config: dict, method: str, modality: str) -> list[tuple[str, st
     plan = [(main, home, cell), (other_protocol(main), home, cell)]
     plan += [(main, d, same_domain_ranking(config, d)) for d in config["evaluation"]["domains"]]
     return list(dict.fromkeys(plan))
-
-
-def level_names(n_scales: int) -> list[str]:
-    return [f"level{i + 1}" for i in range(n_scales - 1)] + ["approx"]
 
 
 def localisation(maps: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -178,6 +177,9 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
         c = attributions["completeness"]
         gap = (c["attribution_sum"] - c["delta"]).abs() / c["delta"].abs().clamp_min(1e-12)
         add("completeness_error", "-", "-", "-", "-", no, gap)
+    if "conservation" in attributions:  # LRP: sum of relevance / the target logit it distributes
+        c = attributions["conservation"]
+        add("conservation_ratio", "-", "-", "-", "-", no, c["relevance_sum"] / c["logit"])
 
     truth = datasets.ground_truth({**config["datasets"][dataset], "_key": dataset},
                                   Path(config["resources"]), data.ids)
@@ -189,10 +191,10 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
     if mask is not None:
         add("localisation", "pixel", "-", "-", "-", pixel_degenerate, localisation(time_map, mask))
     if scales is not None:
-        totals = scales.flatten(2).sum(2)
-        share = totals / totals.sum(1, keepdim=True).clamp_min(1e-30)
-        for i, level in enumerate(level_names(scales.shape[1])):
-            add(f"scale_share@{level}", "pixel", "-", "-", "-", no, share[:, i])
+        for i, level in enumerate(transform.level_names(scales.shape[1] - 1)):
+            add(f"scale_share@{level}", "-", "-", "-", "-", no, attributions["scale_shares"][:, i])
+            add(f"scale_share_per_coefficient@{level}", "-", "-", "-", "-", no,
+                attributions["scale_shares_per_coefficient"][:, i])
             if mask is not None:
                 add(f"localisation@{level}", "pixel", "-", "-", "-", no, localisation(scales[:, i], mask))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS), pd.DataFrame(curve_rows, columns=CURVE_COLUMNS)

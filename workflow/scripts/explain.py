@@ -8,11 +8,15 @@ Output (``torch.save``, atomic, with a ``.provenance.json`` sidecar) — a dict:
 - ``wavelet``: per-band importance of the input's own wavelet coefficients, raw magnitudes (not normalised),
   ptwt structure of ``[n, 1, *band]`` tensors (audio: coefficients of the waveform); the scoring stage
   aggregates them for ranking (``metrics.protocols.rank_maps``);
-- ``scales``: WAM only, per-level maps ``[n, levels + 1, *spatial]`` (finest first, approximation last;
-  audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``);
+- ``scales``: WAM only, per-level maps ``[n, levels + 1, *spatial]`` of the raw (not normalised) band magnitudes
+  (finest first, approximation last; audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``);
+- ``scale_shares``, ``scale_shares_per_coefficient``: WAM only, ``[n, levels + 1]``, each scale's share of the raw
+  attribution magnitude, in total and per coefficient (:meth:`wam.Explanation.scale_shares`);
 - ``cam_layer``: the layer of a class activation map (its dotted name), else absent;
 - ``completeness``: path methods (WAM-IG, Integrated Gradients) only, ``attribution_sum`` and
-  ``delta = f(x) - f(x0)`` ``[n]`` (logits of the explained network and input space).
+  ``delta = f(x) - f(x0)`` ``[n]`` (logits of the explained network and input space);
+- ``conservation``: LRP only, ``relevance_sum`` (the attribution summed) and the target ``logit`` ``[n]`` that LRP
+  distributes (their ratio is 1 for a conservative propagation).
 
 How each method reaches the other domain (the suite scores every method in both):
 WAM's pixel map is its ``heatmap()`` (audio: averaged over each STFT frame's samples and spread over the
@@ -97,12 +101,13 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
         expl = explainer(x, y)
         net, inputs = model, x
         total = sum(g.flatten(1).sum(1) for g in transform.bands(expl.grads))
-        pixel, scales = expl.heatmap(), expl.scales(approx=True)
+        pixel, scales = expl.heatmap(), expl.scales(approx=True, normalize=False)
         if audio:
             pixel = samples_to_frames(pixel.unsqueeze(1), hop, frames).expand(-1, mels, -1)
             scales = samples_to_frames(scales, hop, frames)
         wavelet = [m.unsqueeze(1) for m in expl.band_maps(normalize=False)]
-        out["scales"] = scales
+        out.update(scales=scales, scale_shares=expl.scale_shares(),
+                   scale_shares_per_coefficient=expl.scale_shares(per_coefficient=True))
     else:
         net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
         cam = baselines.is_cam(method)
@@ -120,6 +125,10 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
     x0 = explainer.path_baseline(inputs)
     if x0 is not None:
         out["completeness"] = completeness(net, inputs, x0, y, total)
+    if getattr(explainer, "name", None) == "lrp":
+        with torch.no_grad():
+            logit = net(inputs).gather(1, y[:, None])[:, 0]
+        out["conservation"] = {"relevance_sum": total.detach().cpu(), "logit": logit.cpu()}
     return {**out, "pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet],
             "seconds": seconds}
 

@@ -54,7 +54,6 @@ from wam.perturbation import optimize_mask  # noqa: E402
 from wam.utils import pick_device  # noqa: E402
 from workflow.scripts import datasets, io, models  # noqa: E402
 from workflow.scripts.datasets import NDIM  # noqa: E402
-from workflow.scripts.evaluate import level_names  # noqa: E402
 from workflow.scripts.explain import method_options  # noqa: E402
 from workflow.scripts.figures import save  # noqa: E402
 from workflow.scripts.tables import cell, markdown, summarise  # noqa: E402
@@ -81,16 +80,6 @@ def load_images(config: dict, dataset: str) -> datasets.Split:
     return datasets.Split(split.x[:n], split.y[:n], split.ids[:n], split.n_classes, split.class_names)
 
 
-def level_sums(maps: list[torch.Tensor], ndim: int) -> torch.Tensor:
-    """Sum of per-band maps ``[B, *band]`` (``bands`` order) per level ``[B, levels + 1]``: finest first,
-    the approximation last."""
-    levels = transform.band_levels(len(maps), ndim)
-    out = maps[0].new_zeros(maps[0].shape[0], levels[0] + 1)
-    for i, (m, level) in enumerate(zip(maps, levels, strict=True)):
-        out[:, levels[0] if i == 0 else level - 1] += m.flatten(1).sum(1)
-    return out
-
-
 def _normalised(values: torch.Tensor) -> torch.Tensor:
     """Rows of ``[B, K]`` divided by their sum (a zero row stays zero)."""
     return values / values.sum(1, keepdim=True).clamp_min(torch.finfo(values.dtype).tiny)
@@ -98,15 +87,12 @@ def _normalised(values: torch.Tensor) -> torch.Tensor:
 
 def wam_ig_levels(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """WAM-IG per level ``[B, levels + 1]``: its share (sum of ``|a|`` over the level / over every level) and
-    its density (mean ``|a|`` per coefficient of the level, normalised to sum 1 over the levels); ``|a|`` the
-    raw per-coefficient magnitudes ``Explanation.band_maps(normalize=False)``."""
+    """WAM-IG per level ``[B, levels + 1]``: its share and its share per coefficient
+    (:meth:`wam.Explanation.scale_shares`, the raw magnitudes ``|a|``)."""
     options = method_options(config, "wam_ig", "images") if "wam_ig" in config["methods"] else {}
     expl = WAM(model, ndim=2, batch_size=config["perturbation"]["batch_size"], seed=config["seed"],
                **config["wavelet"]["images"], **{**options, "method": "integrated"})(x, y)
-    maps = expl.band_maps(normalize=False)
-    sums = level_sums(maps, 2)
-    return _normalised(sums), _normalised(sums / level_sums([torch.ones_like(m[:1]) for m in maps], 2))
+    return expl.scale_shares(), expl.scale_shares(per_coefficient=True)
 
 
 def optimise(config: dict, dataset: str, model_path: Path, rows_path: Path, examples_path: Path) -> None:
@@ -115,7 +101,7 @@ def optimise(config: dict, dataset: str, model_path: Path, rows_path: Path, exam
     data = load_images(config, dataset)
     model = models.load(model_path).to(device).eval()
     alphas = [float(a) for a in spec["alphas"]]
-    names = level_names(config["wavelet"]["images"]["levels"] + 1)
+    names = transform.level_names(config["wavelet"]["images"]["levels"])
     # images per call: the fewest whose rows (images x alphas) fill whole chunks of batch_size (bounded memory)
     per_call = spec["batch_size"] // math.gcd(spec["batch_size"], len(alphas))
     records, shown = [], {"original": [], "minimal": [], "mask": [], "probability": [], "sparsity": []}
@@ -129,7 +115,7 @@ def optimise(config: dict, dataset: str, model_path: Path, rows_path: Path, exam
                                game=spec["game"], batch_size=spec["batch_size"], seed=config["seed"],
                                **config["wavelet"]["images"])
         density = result.level_mass()  # [b, A, levels + 1]
-        counts = level_sums([torch.ones(1, *shape, device=device) for shape in result.shapes], 2)
+        counts = transform.level_sums([torch.ones(1, *shape, device=device) for shape in result.shapes], 2)
         share = _normalised((density * counts).flatten(0, 1)).reshape(density.shape)
         ig_share, ig_density = (t.cpu() for t in wam_ig_levels(config, model, x, y))
         density, share = density.cpu(), share.cpu()

@@ -49,10 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wam import WAM, Explanation, transform
+from wam import WAM, transform
 from wam.utils import pick_device
 from workflow.scripts import datasets, io, models, robust_training, textures
-from workflow.scripts.evaluate import level_names  # scales + 1 names: level1 .. levelL, approx
 from workflow.scripts.tables import summarise
 
 TEXTURES = "textures"
@@ -99,6 +98,9 @@ def settings(config: dict) -> dict:
         if m not in wam_methods:
             raise ValueError(f"robustness.methods: {m!r} is not a WAM entry of `methods` (those: {wam_methods})")
     training = {**DEFAULT_TRAINING, **section.get("training", {})}
+    seeds = [int(v) for v in section.get("seeds") or [training["seed"]]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"robustness.seeds: expected distinct training seeds, got {seeds}")
     if training["step_size"] is None:
         training["step_size"] = 2.5 * float(attack["epsilon"]) / max(1, int(training["steps"]))
     entries = section.get("models", {})
@@ -108,7 +110,7 @@ def settings(config: dict) -> dict:
         check_model(name, entry, data)
     wavelet = section.get("wavelet") or config["wavelet"]["images"]
     return {**section, "data": data, "attack": attack, "methods": list(methods), "training": training,
-            "models": entries, "wavelet": wavelet, "n_inputs": section.get("n_inputs"),
+            "seeds": seeds, "models": entries, "wavelet": wavelet, "n_inputs": section.get("n_inputs"),
             "batch_size": int(section.get("batch_size", 64))}
 
 
@@ -129,6 +131,17 @@ def check_model(name: str, entry: dict, data: str) -> None:
     if not sources and data != TEXTURES:
         raise ValueError(f"{key}: no checkpoint ({', '.join(CHECKPOINT_SOURCES)}); only models of the offline "
                          f"set ({TEXTURES}) are trained by the workflow")
+
+
+def is_trained(entry: dict) -> bool:
+    """True for a model the DAG trains (no checkpoint source)."""
+    return not any(entry.get(s) for s in CHECKPOINT_SOURCES)
+
+
+def model_seeds(rb: dict, name: str) -> list[int]:
+    """The training seeds of model ``name``: ``robustness.seeds`` for a model the DAG trains; a checkpoint is one
+    model, filed under the first seed."""
+    return rb["seeds"] if is_trained(rb["models"][name]) else rb["seeds"][:1]
 
 
 def model_order(rb: dict) -> list[str]:
@@ -171,8 +184,9 @@ def evaluation_data(config: dict) -> tuple[datasets.Split, datasets.Split]:
 # ----------------------------------------------------------------------------- models
 
 
-def build_model(config: dict, name: str, out: Path) -> dict:
-    """Train model ``name`` on the offline set, or fetch its checkpoint; write ``out`` (see module doc)."""
+def build_model(config: dict, name: str, seed: int, out: Path) -> dict:
+    """Train model ``name`` on the offline set with training seed ``seed``, or fetch its checkpoint; write ``out``
+    (see module doc)."""
     rb = settings(config)
     entry = rb["models"][name]
     key = f"robustness.models.{name}"
@@ -183,14 +197,14 @@ def build_model(config: dict, name: str, out: Path) -> dict:
         tr = rb["training"]
         train = textures.load(config["resources"], "train")
         kwargs = {"n_classes": train.n_classes, "in_channels": int(train.x.shape[1]), "width": int(tr["width"])}
-        torch.manual_seed(int(tr["seed"]))
+        torch.manual_seed(seed)
         model = robust_training.build("texture_cnn", **kwargs)
         robust_training.train(model, train.x, train.y, train.n_classes, entry["training"],
                               epsilon=float(rb["attack"]["epsilon"]), step_size=float(tr["step_size"]),
                               steps=int(tr["steps"]), epochs=int(tr["epochs"]), batch_size=int(tr["batch_size"]),
-                              lr=float(tr["lr"]), seed=int(tr["seed"]), replay=int(tr["replay"]), device=device,
+                              lr=float(tr["lr"]), seed=seed, replay=int(tr["replay"]), device=device,
                               key=f"{key}.training")
-        meta = {"source": "trained", "training": entry["training"], "settings": tr,
+        meta = {"source": "trained", "training": entry["training"], "settings": tr, "seed": seed,
                 "epsilon": rb["attack"]["epsilon"], "seconds": time.perf_counter() - start,
                 "cpu_seconds": time.process_time() - cpu}
         robust_training.save(out, "texture_cnn", kwargs, meta, model=model.cpu())
@@ -208,32 +222,11 @@ def build_model(config: dict, name: str, out: Path) -> dict:
                 "pinned": bool(entry.get("sha256")), "seconds": time.perf_counter() - start}
         robust_training.save(out, "resnet50", {}, meta, weights={"path": str(path), "sha256": digest})
     io.write_json(Path(f"{out}.provenance.json"), io.provenance(stage="robustness_model", model=name, entry=entry,
-                                                               device_used=str(device), **meta))
+                                                               device_used=str(device), **{"seed": seed, **meta}))
     return meta
 
 
 # ----------------------------------------------------------------------------- measurements
-
-
-def scale_shares(expl: Explanation) -> torch.Tensor:
-    """Share of the raw WAM importance per level, finest first, then the approximation: ``[B, levels + 1]``.
-
-    ``importance(band) = sum |mean_c attribution|`` over the band (``band_maps(normalize=False)``), summed per level
-    (``transform.band_levels``). Each row is >= 0 and sums to 1; a row of zero importance raises ``ValueError``.
-    """
-    if expl.reference_maps is not None:
-        raise ValueError("expl: scale shares need raw magnitudes; explain with aggregation='paper'")
-    maps = expl.band_maps(normalize=False)
-    levels = transform.band_levels(len(maps), expl.ndim)
-    n_levels = expl.levels
-    importance = maps[0].new_zeros(maps[0].shape[0], n_levels + 1)
-    for i, (band, level) in enumerate(zip(maps, levels, strict=True)):
-        importance[:, n_levels if i == 0 else level - 1] += band.flatten(1).sum(1)
-    total = importance.sum(1, keepdim=True)
-    if not (total > 0).all():
-        bad = torch.nonzero(total[:, 0] <= 0).flatten().tolist()
-        raise ValueError(f"expl: zero WAM importance for samples {bad}; their scale shares are undefined")
-    return importance / total
 
 
 def explain_shares(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, method: str
@@ -243,7 +236,7 @@ def explain_shares(config: dict, model: torch.nn.Module, x: torch.Tensor, y: tor
     options = {**config["methods"][method].get("options", {}), "aggregation": "paper"}
     device = next(model.parameters()).device
     explainer = WAM(model, ndim=2, batch_size=rb["batch_size"], seed=config["seed"], **rb["wavelet"], **options)
-    return scale_shares(explainer(x.to(device), y.to(device))).cpu()
+    return explainer(x.to(device), y.to(device)).scale_shares().cpu()
 
 
 def accuracies(config: dict, model: torch.nn.Module, split: datasets.Split) -> dict:
@@ -259,8 +252,9 @@ def accuracies(config: dict, model: torch.nn.Module, split: datasets.Split) -> d
             "n_accuracy": len(split), "attack": attack}
 
 
-def evaluate(config: dict, name: str, model_path: Path, scores: Path, summary: Path) -> None:
-    """Accuracies and per-image scale shares of model ``name``: ``scores`` (CSV) and ``summary`` (JSON)."""
+def evaluate(config: dict, name: str, seed: int, model_path: Path, scores: Path, summary: Path) -> None:
+    """Accuracies and per-image scale shares of model ``name`` trained with ``seed``: ``scores`` (CSV) and
+    ``summary`` (JSON). The attack and the explanations use the configuration's ``seed`` whatever the model's."""
     rb = settings(config)
     device = pick_device(config["device"])
     torch.manual_seed(config["seed"])
@@ -269,17 +263,17 @@ def evaluate(config: dict, name: str, model_path: Path, scores: Path, summary: P
     model = model.to(device).eval()
     acc_split, explained = evaluation_data(config)
     result = accuracies(config, model, acc_split)
-    names = level_names(rb["wavelet"]["levels"] + 1)
+    names = transform.level_names(rb["wavelet"]["levels"])
     rows = []
     for method in rb["methods"]:
         shares = explain_shares(config, model, explained.x, explained.y, method)
         for i, sample in enumerate(explained.ids):
-            rows += [(name, method, sample, int(explained.y[i]), level, float(shares[i, j]))
+            rows += [(name, seed, method, sample, int(explained.y[i]), level, float(shares[i, j]))
                      for j, level in enumerate(names)]
-    frame = pd.DataFrame(rows, columns=["model", "method", "sample_id", "target", "level", "value"])
+    frame = pd.DataFrame(rows, columns=["model", "seed", "method", "sample_id", "target", "level", "value"])
     io.write_csv(frame, scores)
     seconds = time.perf_counter() - start
-    io.write_json(summary, {**result, "model": name, "training": rb["models"][name]["training"],
+    io.write_json(summary, {**result, "model": name, "seed": seed, "training": rb["models"][name]["training"],
                             "n_explained": len(explained), "seconds": seconds,
                             "cpu_seconds": time.process_time() - cpu})
     for path in (scores, summary):
@@ -302,21 +296,38 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def summary_table(config: dict, score_files: list[Path], summary_files: list[Path]) -> pd.DataFrame:
-    """One row per (model, method, level): accuracies, mean share and bootstrap 95 % interval, coarse share and
-    the method's Spearman(robust accuracy, coarse share) across models."""
+    """One row per (model, method, level) over the training seeds (``robustness.seeds``).
+
+    - ``mean``, ``ci_low``, ``ci_high``: the level's share, mean over images of each image's mean over seeds, with a
+      bootstrap 95 % interval over images; ``sd_seeds``: the seed-to-seed standard deviation (ddof = 1) of the
+      per-seed mean share (0 with one seed); ``n_seeds``;
+    - ``clean_accuracy``, ``robust_accuracy``, ``coarse_share`` (approximation + coarsest level): means over seeds,
+      each with its ``*_sd``;
+    - ``spearman_robust_coarse``: per seed, Spearman(robust accuracy, coarse share) across the models (a checkpoint,
+      one model for every seed, enters each seed with its one value); its mean over seeds, ``spearman_sd``,
+      ``spearman_seeds`` (each seed's value) and ``spearman_positive`` (how many seeds give rho > 0).
+    """
     rb = settings(config)
     scores = pd.concat([pd.read_csv(f) for f in score_files], ignore_index=True)
     acc = pd.DataFrame([io.read_config(f) for f in summary_files])[
-        ["model", "clean_accuracy", "robust_accuracy", "n_accuracy"]]
-    table = summarise(scores, ["model", "method", "level"], config["evaluation"]["bootstrap"], config["seed"])
-    names = level_names(rb["wavelet"]["levels"] + 1)
-    coarse = scores[scores["level"].isin(names[-2:])].groupby(["model", "method", "sample_id"])["value"].sum()
-    coarse = coarse.groupby(["model", "method"]).mean().rename("coarse_share").reset_index()
-    table = table.merge(acc, on="model").merge(coarse, on=["model", "method"])
-    per_model = coarse.merge(acc, on="model")
-    rho = {m: spearman(per_model.loc[per_model["method"] == m, "robust_accuracy"].tolist(),
-                       per_model.loc[per_model["method"] == m, "coarse_share"].tolist()) for m in rb["methods"]}
-    table["spearman_robust_coarse"] = table["method"].map(rho)
+        ["model", "seed", "clean_accuracy", "robust_accuracy", "n_accuracy"]]
+    names = transform.level_names(rb["wavelet"]["levels"])
+    per_image = scores.groupby(["model", "method", "level", "sample_id"], as_index=False)["value"].mean()
+    table = summarise(per_image, ["model", "method", "level"], config["evaluation"]["bootstrap"], config["seed"])
+    per_seed = scores.groupby(["model", "method", "level", "seed"])["value"].mean()
+    spread = per_seed.groupby(["model", "method", "level"]).agg(sd_seeds=_sd, n_seeds="count").reset_index()
+    coarse = scores[scores["level"].isin(names[-2:])].groupby(["model", "seed", "method", "sample_id"])["value"].sum()
+    coarse = coarse.groupby(["model", "seed", "method"]).mean().rename("coarse_share").reset_index()
+    per_model_seed = coarse.merge(acc, on=["model", "seed"])
+    means = per_model_seed.groupby(["model", "method"]).agg(
+        clean_accuracy=("clean_accuracy", "mean"), clean_accuracy_sd=("clean_accuracy", _sd),
+        robust_accuracy=("robust_accuracy", "mean"), robust_accuracy_sd=("robust_accuracy", _sd),
+        n_accuracy=("n_accuracy", "first"), coarse_share=("coarse_share", "mean"),
+        coarse_share_sd=("coarse_share", _sd)).reset_index()
+    table = table.merge(spread, on=["model", "method", "level"]).merge(means, on=["model", "method"])
+    rho = spearman_per_seed(per_model_seed, rb)
+    for column in ("spearman_robust_coarse", "spearman_sd", "spearman_seeds", "spearman_positive"):
+        table[column] = table["method"].map({m: r[column] for m, r in rho.items()})
     table.insert(1, "label", table["model"].map(lambda m: rb["models"][m].get("label", m)))
     table.insert(2, "training", table["model"].map(lambda m: rb["models"][m]["training"]))
     table["epsilon"] = float(rb["attack"]["epsilon"])
@@ -325,20 +336,67 @@ def summary_table(config: dict, score_files: list[Path], summary_files: list[Pat
                              ).reset_index(drop=True)
 
 
+def _sd(values: pd.Series) -> float:
+    """Seed-to-seed standard deviation (ddof = 1); 0 for a single seed."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def spearman_per_seed(per_model_seed: pd.DataFrame, rb: dict) -> dict[str, dict]:
+    """Per method: Spearman(robust accuracy, coarse share) across models for each training seed, and its summary
+    (``spearman_robust_coarse`` the mean over seeds, ``spearman_sd``, ``spearman_seeds``, ``spearman_positive``).
+    A model with fewer seeds (a checkpoint) enters every seed with its first one."""
+    out = {}
+    for method in rb["methods"]:
+        part = per_model_seed[per_model_seed["method"] == method]
+        values = []
+        for seed in rb["seeds"]:
+            rows = [g[g["seed"] == seed].iloc[0] if (g["seed"] == seed).any() else g.iloc[0]
+                    for _, g in part.groupby("model", sort=True)]
+            values.append(spearman([float(r["robust_accuracy"]) for r in rows],
+                                   [float(r["coarse_share"]) for r in rows]))
+        finite = [v for v in values if math.isfinite(v)]
+        out[method] = {
+            "spearman_robust_coarse": float(np.mean(finite)) if finite else float("nan"),
+            "spearman_sd": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
+            "spearman_seeds": " ".join("nan" if not math.isfinite(v) else f"{v:+.2f}" for v in values),
+            "spearman_positive": sum(v > 0 for v in finite)}
+    return out
+
+
 def caption(config: dict, table: pd.DataFrame, method: str) -> str:
     rb = settings(config)
     label = config["methods"][method]["label"]
     levels = rb["wavelet"]["levels"]
-    rho = table.loc[table["method"] == method, "spearman_robust_coarse"].iloc[0]
-    rho_text = f"{rho:+.2f}" if math.isfinite(rho) else "undefined (fewer than 3 models, or a constant column)"
-    n = int(table.loc[table["method"] == method, "n"].iloc[0])
-    return (f"Scale shares under {label} ({rb['wavelet']['wavelet']}, {levels} levels; mean over {n} images with a "
-            f"bootstrap 95 % interval). Share of a level = sum of |WAM attribution| (channel mean) over its detail "
-            f"coefficients (the approximation: over its coefficients), divided by the sum over all levels and the "
-            f"approximation, per image; level 1 is the finest. Robust accuracy: L-inf PGD, epsilon = "
-            f"{float(rb['attack']['epsilon']):.4g}, step {float(rb['attack']['step_size']):.4g}, "
-            f"{int(rb['attack']['steps'])} steps (ART). Spearman(robust accuracy, coarse share = approximation + "
-            f"level {levels}) across {table['model'].nunique()} models: rho = {rho_text}.")
+    part = table[table["method"] == method]
+    first = part.iloc[0]
+    rho, n_seeds = first["spearman_robust_coarse"], len(rb["seeds"])
+    rho_text = (f"{rho:+.2f} ± {first['spearman_sd']:.2f} over {n_seeds} training seed(s) (per seed: "
+                f"{first['spearman_seeds']}; positive in {int(first['spearman_positive'])} of {n_seeds})"
+                if math.isfinite(rho) else "undefined (fewer than 3 models, or a constant column)")
+    n = int(first["n"])
+    return (f"Scale shares under {label} ({rb['wavelet']['wavelet']}, {levels} levels; mean over {n} images and "
+            f"{n_seeds} training seed(s) ± the seed-to-seed standard deviation [bootstrap 95 % interval over the "
+            f"images]). Share of a level = sum of |WAM attribution| (channel mean) over its detail coefficients (the "
+            f"approximation: over its coefficients), divided by the sum over all levels and the approximation, per "
+            f"image (wam.Explanation.scale_shares); level 1 is the finest. Accuracies: mean ± sd over the seeds. "
+            f"Robust accuracy: L-inf PGD, epsilon = {float(rb['attack']['epsilon']):.4g}, step "
+            f"{float(rb['attack']['step_size']):.4g}, {int(rb['attack']['steps'])} steps (ART). Spearman(robust "
+            f"accuracy, coarse share = approximation + level {levels}) across {table['model'].nunique()} models: "
+            f"rho = {rho_text}. {erm_note(part)}").strip()
+
+
+def erm_note(part: pd.DataFrame) -> str:
+    """Whether the ERM models lean least on the coarse scales, and by more than the seed spread."""
+    erm, adversarial = part[part["training"] == "erm"], part[part["training"] != "erm"]
+    if erm.empty or adversarial.empty:
+        return ""
+    e = erm.drop_duplicates("model").iloc[0]
+    rest = adversarial.drop_duplicates("model")
+    gap = float((rest["coarse_share"] - e["coarse_share"]).min())
+    noise = float(np.hypot(rest["coarse_share_sd"], e["coarse_share_sd"]).max())
+    verdict = "larger" if gap > noise else "not larger"
+    return (f"ERM's coarse share is below every adversarial model's by at least {gap:+.3f} (mean over seeds), "
+            f"{verdict} than the seed spread ({noise:.3f}).")
 
 
 def _markdown(headers: list[str], rows: list[list[str]]) -> str:
@@ -346,9 +404,14 @@ def _markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
+def _pm(row: pd.Series, column: str) -> str:
+    """``mean ± sd`` of ``column`` (its ``{column}_sd``)."""
+    return f"{row[column]:.3f} ± {row[column + '_sd']:.3f}"
+
+
 def _cells(table: pd.DataFrame, config: dict, method: str, fmt) -> tuple[list[str], list[list[str]]]:
     """Headers and rows (one per model) of one method's table; ``fmt(row)`` formats a share."""
-    names = level_names(settings(config)["wavelet"]["levels"] + 1)
+    names = transform.level_names(settings(config)["wavelet"]["levels"])
     part = table[table["method"] == method]
     headers = ["Model", "Training", "Clean acc.", "Robust acc."] + [
         n.replace("level", "level ") + (" (finest)" if n == "level1" else "") for n in names] + ["Coarse share"]
@@ -356,17 +419,16 @@ def _cells(table: pd.DataFrame, config: dict, method: str, fmt) -> tuple[list[st
     for model in dict.fromkeys(part["model"]):
         m = part[part["model"] == model].set_index("level")
         first = m.iloc[0]
-        rows.append([str(first["label"]), str(first["training"]), f"{first['clean_accuracy']:.3f}",
-                     f"{first['robust_accuracy']:.3f}"] + [fmt(m.loc[n]) for n in names]
-                    + [f"{first['coarse_share']:.3f}"])
+        rows.append([str(first["label"]), str(first["training"]), _pm(first, "clean_accuracy"),
+                     _pm(first, "robust_accuracy")] + [fmt(m.loc[n]) for n in names] + [_pm(first, "coarse_share")])
     return headers, rows
 
 
 def markdown(config: dict, table: pd.DataFrame) -> str:
     blocks = []
     for method in settings(config)["methods"]:
-        headers, rows = _cells(table, config, method, lambda r: f"{r['mean']:.3f} [{r['ci_low']:.3f}, "
-                                                                f"{r['ci_high']:.3f}]")
+        headers, rows = _cells(table, config, method, lambda r: f"{r['mean']:.3f} ± {r['sd_seeds']:.3f} "
+                                                                f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
         blocks.append(_markdown(headers, rows) + "\nTable: " + caption(config, table, method) + "\n")
     return "\n".join(blocks)
 
@@ -375,12 +437,14 @@ def latex(config: dict, table: pd.DataFrame) -> str:
     blocks = []
     for method in settings(config)["methods"]:
         headers, rows = _cells(table, config, method, lambda r: f"{r['mean']:.3f}")
-        esc = [[c.replace("_", "\\_").replace("%", "\\%") for c in row] for row in [headers, *rows]]
+        esc = [[c.replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$") for c in row]
+               for row in [headers, *rows]]
         lines = ["\\begin{table}[t]", "\\centering", "\\begin{tabular}{ll" + "c" * (len(headers) - 2) + "}",
                  "\\toprule", " & ".join(esc[0]) + " \\\\", "\\midrule"]
         lines += [" & ".join(r) + " \\\\" for r in esc[1:]]
         lines += ["\\bottomrule", "\\end{tabular}",
-                  "\\caption{" + caption(config, table, method).replace("%", "\\%").replace("_", "\\_") + "}",
+                  "\\caption{" + caption(config, table, method).replace("%", "\\%").replace("_", "\\_")
+                  .replace("±", "$\\pm$") + "}",
                   "\\end{table}"]
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)
@@ -397,7 +461,7 @@ def figure(config: dict, table: pd.DataFrame, path: Path) -> None:
     from workflow.scripts.figures import save
 
     rb = settings(config)
-    names = level_names(rb["wavelet"]["levels"] + 1)
+    names = transform.level_names(rb["wavelet"]["levels"])
     shown = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, len(rb["methods"]), figsize=(5 * len(rb["methods"]), 3.4), squeeze=False)
     width = 0.8 / len(shown)
@@ -408,12 +472,14 @@ def figure(config: dict, table: pd.DataFrame, path: Path) -> None:
             err = np.stack([part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]])
             ax.bar(pos, part["mean"], width, yerr=err, capsize=2, color=f"C{k}",
                    label=f"{part['label'].iloc[0]} (robust {part['robust_accuracy'].iloc[0]:.2f})")
-        rho = table.loc[table["method"] == method, "spearman_robust_coarse"].iloc[0]
+        first = table.loc[table["method"] == method].iloc[0]
+        rho = first["spearman_robust_coarse"]
         ax.set_xticks(np.arange(len(names)), ["level 1\n(finest)"] + [f"level {i}" for i in range(2, len(names))]
                       + ["approx."])
         ax.set_ylabel("share of WAM importance")
         ax.set_title(f"{config['methods'][method]['label']}: Spearman(robust acc., coarse share) = "
-                     + (f"{rho:+.2f}" if math.isfinite(rho) else "n/a"), fontsize=8)
+                     + (f"{rho:+.2f} ± {first['spearman_sd']:.2f} ({len(rb['seeds'])} seeds)"
+                        if math.isfinite(rho) else "n/a"), fontsize=8)
         ax.legend(fontsize=6)
     fig.tight_layout()
     save(fig, path)
@@ -443,9 +509,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True)
     m = sub.add_parser("model", help="train a model or fetch its checkpoint")
     m.add_argument("--name", required=True)
+    m.add_argument("--seed", type=int, required=True, help="training seed (one of robustness.seeds)")
     m.add_argument("--out", type=Path, required=True)
     e = sub.add_parser("evaluate", help="accuracies and scale shares of one model")
     e.add_argument("--name", required=True)
+    e.add_argument("--seed", type=int, required=True, help="the model's training seed")
     e.add_argument("--model", type=Path, required=True)
     e.add_argument("--scores", type=Path, required=True)
     e.add_argument("--summary", type=Path, required=True)
@@ -461,9 +529,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "prepare":
         prepare(config, args.out)
     elif args.command == "model":
-        build_model(config, args.name, args.out)
+        build_model(config, args.name, args.seed, args.out)
     elif args.command == "evaluate":
-        evaluate(config, args.name, args.model, args.scores, args.summary)
+        evaluate(config, args.name, args.seed, args.model, args.scores, args.summary)
     else:
         write_tables(config, args.scores, args.summaries, args.tables, args.figure)
 

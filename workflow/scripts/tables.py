@@ -299,6 +299,68 @@ def appendix_baselines_latex(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def lrp_conservation(scores: pd.DataFrame, label: dict[str, str]) -> pd.DataFrame:
+    """Per (data set, model, method) with a ``conservation_ratio`` (LRP): ``n``, the ``median``, ``min`` and
+    ``max`` over the evaluated inputs of ``sum of relevance / f_y(x)``."""
+    part = scores[scores["metric"] == "conservation_ratio"]
+    summary = part.groupby(["dataset", "model", "method"], sort=True)["value"].agg(
+        n="count", median="median", min="min", max="max").reset_index()
+    return summary.assign(label=summary["method"].map(label))
+
+
+def lrp_conservation_markdown(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "(no values: no LRP method in this configuration)\n"
+    lines = ["| data set | model | method | n | median | min | max |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.dataset} | {r.model} | {r.label} | {r.n} | {r.median:.3f} | {r.min:.3f} | {r.max:.3f} |"
+              for r in summary.itertuples()]
+    caption = ("LRP conservation: the input relevance summed, divided by the target logit f_y(x) that LRP "
+               "distributes from the output, over the evaluated inputs (1 = nothing lost). What is not conserved "
+               "goes to the biases (including those of merged batch norms), which absorb the share of relevance "
+               "a layer's bias contributes to its output, and to the stabilisers (epsilon) of the rules.")
+    return "\n".join(lines) + f"\n\n{caption}\n"
+
+
+SCALE_QUANTITIES = {"scale_share": "share", "scale_share_per_coefficient": "share per coefficient"}
+
+
+def scale_shares(scores: pd.DataFrame, label: dict[str, str], resamples: int, seed: int) -> pd.DataFrame:
+    """WAM's scale shares (``scale_share@level``, ``scale_share_per_coefficient@level``) per (data set, model,
+    method, level): mean with bootstrap CI; ``quantity`` (share, share per coefficient), ``level`` and ``label``
+    (the method's label and the level) added, levels finest first."""
+    metric = scores["metric"].str.split("@").str[0]
+    summary = summarise(scores[metric.isin(list(SCALE_QUANTITIES))], ["dataset", "model", "method", "metric"],
+                        resamples, seed)
+    kind, level = summary["metric"].str.split("@").str[0], summary["metric"].str.split("@").str[1]
+    summary = summary.assign(quantity=kind.map(SCALE_QUANTITIES), level=level,
+                             label=summary["method"].map(label) + " " + level.str.replace("level", "level "))
+    order = {n: i for i, n in enumerate(summary["level"].drop_duplicates().sort_values(key=_level_order))}
+    summary = summary.sort_values(["dataset", "model", "method", "quantity", "level"], kind="stable",
+                                  key=lambda s: s.map(order) if s.name == "level" else s).reset_index(drop=True)
+    return summary.assign(cell=summary.apply(cell, axis=1) if len(summary) else [])
+
+
+def _level_order(levels: pd.Series) -> pd.Series:
+    """``level1`` .. ``levelL`` by number, ``approx`` last."""
+    return levels.map(lambda n: 10**6 if n == "approx" else int(n.removeprefix("level")))
+
+
+def scales_markdown(summary: pd.DataFrame) -> str:
+    """The scales table (method and level x data set / model / quantity) and its caption: the definitions."""
+    if summary.empty:
+        return "(no values)\n"
+    caption = ("WAM's scale shares, mean over the evaluated inputs [bootstrap 95 % CI]; level 1 is the finest, "
+               "approx the approximation. The importance of a level is the sum of |attribution| (channel mean) over "
+               "its wavelet coefficients, from the raw attributions (not the per-band normalised maps, which are for "
+               "display only). `share`: a level's importance over the sum of all levels' (normalised per image, as "
+               "the paper normalises its per-scale importance), so each image's shares sum to 1. `share per "
+               "coefficient`: each level's importance first divided by its number of coefficients (a finer level "
+               "has 2^d times more of them in d dimensions), then normalised to sum 1 per image. Audio: the "
+               "waveform's coefficients. The same definition gives the robustness tables' shares "
+               "(wam.Explanation.scale_shares).")
+    return markdown(summary, "label", ["dataset", "model", "quantity"]) + f"\n{caption}\n"
+
+
 def write(frame: pd.DataFrame, md: str, out: Path, name: str) -> None:
     io.write_csv(frame, out / f"{name}.csv")
     io.write_text(out / f"{name}.md", md)
@@ -345,13 +407,16 @@ def run(config: dict, score_files: list[Path], published_path: Path, out: Path) 
 
     for name, selector in (("mu_fidelity", scores["metric"] == "mu_fidelity"),
                            ("completeness", scores["metric"] == "completeness_error"),
-                           ("localisation", scores["metric"].str.startswith("localisation")),
-                           ("scales", scores["metric"].str.startswith("scale_share"))):
+                           ("localisation", scores["metric"].str.startswith("localisation"))):
         summary = summarise(scores[selector], ["dataset", "model", "method", "metric"], resamples, seed)
         summary = summary.assign(label=summary["method"].map(label) + summary["metric"].str.extract(
             r"(@.*)$", expand=False).fillna(""), cell=summary.apply(cell, axis=1) if len(summary) else [])
         md = markdown(summary, "label", ["dataset", "model"]) if len(summary) else "(no values)\n"
         write(summary.drop(columns="cell"), md, tables, name)
+    conservation = lrp_conservation(scores, label)
+    write(conservation, lrp_conservation_markdown(conservation), tables, "lrp_conservation")
+    shares = scale_shares(scores, label, resamples, seed)
+    write(shares.drop(columns="cell"), scales_markdown(shares), tables, "scales")
     appendix = appendix_metrics(scores, config, resamples, seed)  # FF, Fid-in, mu-fidelity
     write(appendix, appendix_markdown(appendix, protocol), tables, "appendix_metrics")
     io.write_text(tables / "appendix_metrics.tex", appendix_latex(appendix))

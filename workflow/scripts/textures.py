@@ -2,15 +2,18 @@
 
 Each class is one real photograph shipped inside the scikit-image wheel (no network), taken at its native
 resolution (no resampling): ``brick``, ``grass``, ``gravel`` (the three texture photographs), ``moon`` (lunar
-surface) and ``immunohistochemistry`` (stained tissue, converted to grey with ``skimage.color.rgb2gray``).
+surface) and ``hubble_deep_field`` (stars and galaxies, converted to grey with ``skimage.color.rgb2gray``).
+scikit-image ships ``moon`` pixel-doubled (512 x 512, every 2 x 2 block from an even row and column constant): it is
+taken at its native 256 x 256 (every other pixel, an exact inverse; :data:`PIXEL_DOUBLED`), so that its crops have
+detail at the finest level wherever they lie.
 Crops are 32x32, so a 3-level Haar decomposition has 16x16, 8x8 and 4x4 detail bands and a 4x4 approximation:
 brick has its mortar lines and brick faces (coarse), gravel its stones (middle), grass its blades and every
 photograph its grain and edges (fine), so there is real detail at every analysed level.
 
 - Train and test come from **disjoint regions** of each photograph: the left ``TRAIN_FRACTION`` of the columns
-  gives the training crops (``n_train`` per class at seeded random positions, overlapping), the columns to the
-  right of it the test crops (a non-overlapping grid, at most ``n_test`` per class). No test pixel is in any
-  training crop.
+  gives the training crops (``n_train`` per class), the columns to the right of it the test crops (``n_test`` per
+  class), both at seeded random positions (overlapping; a grid of even offsets would align with any 2 x 2
+  structure of the photograph). No test pixel is in any training crop.
 - Each region (training columns, test columns) of each photograph is histogram-equalised as a whole
   (``skimage.exposure.equalize_hist``) before cropping, so that every class has the same grey-level distribution
   in both splits: the classes differ by structure, not by their overall brightness, and the test region is not
@@ -48,8 +51,9 @@ CLASSES = ("brick", "grass", "gravel", "moon", "hubble_deep_field")
 SIZE = 32
 TRAIN_FRACTION = 0.75
 N_TRAIN = 240            # per class, seeded random positions in the training region
-N_TEST = 64              # per class, non-overlapping grid in the test region
+N_TEST = 64              # per class, seeded random positions in the test region
 SEED = 0
+PIXEL_DOUBLED = {"moon"}  # shipped at twice its native resolution: every other pixel restores it exactly
 
 
 def folder(resources: str | Path) -> Path:
@@ -68,6 +72,11 @@ def photograph(name: str) -> np.ndarray:
     if name not in CLASSES:
         raise ValueError(f"name: expected one of {CLASSES}, got {name!r}")
     img = getattr(skimage.data, name)()
+    if name in PIXEL_DOUBLED:
+        native = img[::2, ::2]
+        if not np.array_equal(np.repeat(np.repeat(native, 2, 0), 2, 1), img):
+            raise ValueError(f"name: {name!r} is no longer shipped pixel-doubled by scikit-image; update PIXEL_DOUBLED")
+        img = native
     return rgb2gray(img[..., :3]) if img.ndim == 3 else img.astype(np.float64) / 255.0
 
 
@@ -82,9 +91,8 @@ def crops(img: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator
     """Training and test crops (uint8) of one grey photograph ``img`` ``[H, W]`` from disjoint column ranges,
     each range histogram-equalised on its own.
 
-    Returns ``train [n_train, S, S]``, ``train_origins [n_train, 2]``, ``test [m, S, S]``, ``test_origins [m, 2]``
-    (top-left ``row, col`` in ``img``) with ``m <= n_test``: the grid of non-overlapping crops right of the split
-    column, row-major, the first ``n_test``.
+    Returns ``train [n_train, S, S]``, ``train_origins [n_train, 2]``, ``test [n_test, S, S]``, ``test_origins
+    [n_test, 2]`` (top-left ``row, col`` in ``img``), at seeded random positions left and right of the split column.
     """
     h, w = img.shape
     split = int(w * TRAIN_FRACTION)
@@ -92,11 +100,10 @@ def crops(img: np.ndarray, n_train: int, n_test: int, rng: np.random.Generator
         raise ValueError(f"img: {img.shape} too small for {SIZE}x{SIZE} crops on both sides of column {split}")
     left, right = _equalised(img[:, :split]), _equalised(img[:, split:])
     train_origins = np.stack([rng.integers(0, h - SIZE + 1, n_train), rng.integers(0, split - SIZE + 1, n_train)], 1)
-    grid = [(r, c) for r in range(0, h - SIZE + 1, SIZE) for c in range(split, w - SIZE + 1, SIZE)]
-    test_origins = np.array(grid[:n_test], dtype=np.int64).reshape(-1, 2)
+    test_origins = np.stack([rng.integers(0, h - SIZE + 1, n_test), rng.integers(split, w - SIZE + 1, n_test)], 1)
     train = np.stack([left[r:r + SIZE, c:c + SIZE] for r, c in train_origins])
     test = np.stack([right[r:r + SIZE, c - split:c - split + SIZE] for r, c in test_origins])
-    return train, train_origins.astype(np.int64), test, test_origins
+    return train, train_origins.astype(np.int64), test, test_origins.astype(np.int64)
 
 
 def prepare(resources: str | Path, n_train: int = N_TRAIN, n_test: int = N_TEST, seed: int = SEED) -> Path:
