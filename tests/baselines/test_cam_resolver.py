@@ -4,9 +4,11 @@ says how its normalisation and its GradCAM++ ``eps`` are matched).
 
 Families: seeded untrained timm ResNet-18, ConvNeXt-atto and EfficientNet-B0 (``output_stride=8``: a 4 x 4 last
 map at 32 x 32 rather than 1 x 1), a timm ViT (patch 4 on 32 x 32: 8 x 8 patch tokens after the class token),
-the same with 4 register tokens, a global-average-pool ViT with 4 registers and no class token (timm's
-``*_reg4_gap_*``), a timm Swin (window 4, two stages: 8 x 8 then 4 x 4), and in 3D monai's ResNet-18 and ViT
-(patch 7 at 28^3: 4^3 tokens after the class token, wrapped to return the logits only, like the workflow's).
+the same with 4 register tokens, a global-average-pool ViT with 4 registers and no class token (the
+configuration of timm's ``*_reg4_gap_*`` models, without their layer scale, whose ``1e-5`` at initialisation
+leaves gradients of ~1e-9 at ``norm1``), a timm Swin (window 4, two stages: 8 x 8 then 4 x 4), and in 3D
+monai's ResNet-18 and ViT (patch 7 at 28^3: 4^3 tokens after the class token, wrapped to return the logits only,
+like the workflow's).
 pytorch-grad-cam is given the same layer and a ``reshape_transform`` written independently of ours: its own
 ``vit_reshape_transform`` for the plain ViT, ``tokens[:, P:]`` on the grid for the others; its
 ``swinT_reshape_transform`` expects the ``[B, H * W, C]`` tokens of older timm and fails on timm 1.0's
@@ -92,8 +94,7 @@ FAMILIES = {
                   functools.partial(vit_reshape_transform, height=8, width=8)),
     "vit_registers": Family(lambda: _vit(reg_tokens=4), (3, 32, 32),
                             CamTarget("blocks.1.norm1", "tokens", (8, 8), 5), patch_tokens(5, (8, 8))),
-    "vit_gap": Family(lambda: _timm("vit_little_patch16_reg4_gap_256", img_size=32, patch_size=4, depth=2,
-                                    init_values=None),
+    "vit_gap": Family(lambda: _vit(class_token=False, reg_tokens=4, no_embed_class=True, global_pool="avg"),
                       (3, 32, 32), CamTarget("blocks.1.norm1", "tokens", (8, 8), 4), patch_tokens(4, (8, 8))),
     "swin": Family(lambda: _timm("swin_tiny_patch4_window7_224", img_size=32, window_size=4, embed_dim=16,
                                  depths=(2, 2), num_heads=(1, 2)),
