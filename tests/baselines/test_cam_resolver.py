@@ -201,8 +201,9 @@ def test_the_token_grid_follows_the_input_size():
 def test_an_all_zero_map_is_a_negative_weighted_sum_and_is_flagged_degenerate(method):
     """For class 3 the register ViT's maps are all zero on both inputs, for every method, though the gradients
     are not: the weighted sum of the tokens (``sum_k w_k A_k``, GradCAM ``w_k = mean(g_k)``, LayerCAM
-    ``w_k = relu(g_k)``) is negative at all 64 positions (in this untrained ViT every token's normalised vector is
-    close to one common direction, so one sign holds everywhere), and the ReLU leaves nothing. The scoring flags
+    ``w_k = relu(g_k)``) is negative at all 64 positions, and the ReLU leaves nothing: in this untrained ViT the
+    patch tokens' normalised vectors are all close to their mean (cosine > 0.8) and so are their gradients
+    (cosine > 0.99), so the sign of one position's sum holds at every position. The scoring flags
     such a map as degenerate (``Curve.degenerate``, from ``metrics.perturbation.constant_rows``), and the maps of
     other classes not."""
     net, x = family("vit_registers")
@@ -213,6 +214,8 @@ def test_an_all_zero_map_is_a_negative_weighted_sum_and_is_flagged_degenerate(me
     weights = grads.mean((2, 3), keepdim=True) if method == "gradcam" else grads.clamp(min=0)
     weighted = (weights * acts).sum(1).flatten(1)
     assert (a == 0).all() and (weighted.amax(1) < 0).all() and (grads.flatten(1).abs().amax(1) > 0).all()
+    for t, least in ((acts, 0.8), (grads, 0.99)):
+        assert F.cosine_similarity(t.flatten(2), t.flatten(2).mean(2, keepdim=True), dim=1).min() > least
     assert baselines.get("gradcampp", net)(x, y).abs().max() == 0
     assert metrics.deletion(net, x, y, a, steps=4).degenerate.tolist() == [True, True]
     assert metrics.deletion(net, x, Y, explain(x, Y), steps=4).degenerate.tolist() == [False, False]
