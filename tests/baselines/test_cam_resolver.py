@@ -150,13 +150,13 @@ def test_maps_have_the_input_size_are_not_constant_and_equal_pytorch_grad_cam(na
     assert constant(a) == [False, False]
     acts, grads = ours.activations_and_gradients(x, Y)
     raw = ours.cam(acts, grads)[:, 0]
+    torch.testing.assert_close(a[:, 0], upsample(raw, x))  # the output is the layer's map, upsampled
     if method == "gradcampp":
         torch.testing.assert_close(raw, gradcampp_with_eps(acts, grads, 0.0))
         raw = gradcampp_with_eps(acts, grads, EPS)
     layer, reshape = net.get_submodule(ours.layer_name), FAMILIES[name].their_reshape
     if x.dim() == 4:
-        mapped = a[:, 0] if method != "gradcampp" else upsample(raw, x)
-        got, expected = like_pytorch_grad_cam(mapped, raw), run_theirs(method, net, layer, x, Y, reshape)
+        got, expected = like_pytorch_grad_cam(upsample(raw, x), raw), run_theirs(method, net, layer, x, Y, reshape)
     else:
         got, expected = scale_cam_image(raw.numpy()), theirs_at_the_layer(method, net, layer, x, Y, reshape)
     assert expected.shape == ((2, *raw.shape[1:]) if x.dim() == 5 else (2, *x.shape[2:]))
