@@ -131,7 +131,7 @@ def test_training_hints_lr_scale_and_augment():
 
 def _pooled_map(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """What the model's global pooling reads: the input of its first ``AdaptiveAvg/MaxPool`` (torch or timm)."""
-    from baselines.base import _is_global_pool
+    from baselines.cam_target import _is_global_pool
 
     seen = []
     pools = [m for m in model.modules() if _is_global_pool(m)]
@@ -158,7 +158,7 @@ def test_cam_layer_is_the_last_feature_map_the_head_pools(name):
     import baselines
 
     net, x = CAM_CASES[name]()
-    cam = baselines.get("gradcam", net, **M.cam_options(net))
+    cam = baselines.get("gradcam", net)
     layer = cam.resolve_layer(x)
     outputs = []
     handle = net.get_submodule(layer).register_forward_hook(lambda m, a, out: outputs.append(out))
@@ -171,28 +171,32 @@ def test_cam_layer_is_the_last_feature_map_the_head_pools(name):
 
 
 def test_vit3d_cam_is_the_last_blocks_tokens_on_the_patch_grid():
+    """The resolver finds vit3d's layer and grid by its structure (no declaration): the last block's norm1, the
+    class token dropped, the 64 patch tokens on the 4^3 grid in row-major order."""
+    from baselines.cam_target import resolve_cam_target
+
     vit = M.build("vit3d", 4).eval()
     x = torch.rand(2, 1, 28, 28, 28)
-    options = M.cam_options(vit)
-    assert options["layer"] == "vit.blocks.3.norm1"
+    target = resolve_cam_target(vit, x)
+    assert target.layer == "vit.blocks.3.norm1" and target.provenance()["grid"] == [4, 4, 4]
     tokens = []
-    handle = vit.get_submodule(options["layer"]).register_forward_hook(lambda m, a, out: tokens.append(out))
+    handle = vit.get_submodule(target.layer).register_forward_hook(lambda m, a, out: tokens.append(out))
     with torch.no_grad():
         vit(x)
     handle.remove()
-    grid = options["reshape"](tokens[0])
+    grid = target.reshape(tokens[0])
     assert grid.shape == (2, 96, 4, 4, 4)  # 28 / 7 = 4 patches per axis
     # patch (d, h, w) is token 1 + 16 d + 4 h + w: its row-major place in the grid
     torch.testing.assert_close(grid[:, :, 1, 2, 3], tokens[0][:, 1 + 16 + 8 + 3])
     import baselines
 
     for name in ("gradcam", "gradcampp"):
-        assert baselines.get(name, vit, **options)(x, torch.tensor([0, 1])).shape == x.shape
+        assert baselines.get(name, vit)(x, torch.tensor([0, 1])).shape == x.shape
     # why norm1 of the last block: after it, only the class token reaches the head, so the patch tokens of the
     # last block's output get exactly zero gradient (an all-zero CAM); its normalised input tokens do not
     y = torch.tensor([0, 1])
     for layer, zero in (("vit.blocks.3", True), ("vit.blocks.3.norm1", False)):
-        cam = baselines.get("gradcam", vit, layer=layer, reshape=options["reshape"])
+        cam = baselines.get("gradcam", vit, layer=layer, reshape=target.reshape)
         _, grads = cam.activations_and_gradients(x, y)
         assert (grads.abs().amax() == 0) == zero, layer
 
@@ -208,7 +212,7 @@ def test_an_all_zero_vit3d_gradcam_map_is_a_negative_weighted_sum_not_a_missing_
     vit = M.build("vit3d", 4).eval()
     x = torch.rand(16, 1, 28, 28, 28)
     y = torch.arange(16) % 4
-    cam = baselines.get("gradcam", vit, **M.cam_options(vit))
+    cam = baselines.get("gradcam", vit)
     acts, grads = cam.activations_and_gradients(x, y)
     weighted = (grads.mean(dim=(2, 3, 4), keepdim=True) * acts).sum(1)
     zero = cam(x, y).flatten(1).amax(1) == 0

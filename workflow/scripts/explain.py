@@ -12,7 +12,8 @@ Output (``torch.save``, atomic, with a ``.provenance.json`` sidecar) — a dict:
   (finest first, approximation last; audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``);
 - ``scale_shares``, ``scale_shares_per_coefficient``: WAM only, ``[n, levels + 1]``, each scale's share of the raw
   attribution magnitude, in total and per coefficient (:meth:`wam.Explanation.scale_shares`);
-- ``cam_layer``: the layer of a class activation map (its dotted name), else absent;
+- ``cam_layer``, ``cam_target``: a class activation map's layer (its dotted name) and how its output became a map
+  (:meth:`baselines.cam_target.CamTarget.provenance`: kind, token grid, dropped prefix tokens), else absent;
 - ``completeness``: path methods (WAM-IG, Integrated Gradients) only, ``attribution_sum`` and
   ``delta = f(x) - f(x0)`` ``[n]`` (logits of the explained network and input space);
 - ``conservation``: LRP only, ``relevance_sum`` (the attribution summed) and the target ``logit`` ``[n]`` that LRP
@@ -110,13 +111,11 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
                    scale_shares_per_coefficient=expl.scale_shares(per_coefficient=True))
     else:
         net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
-        cam = baselines.is_cam(method)
-        explainer = baselines.get(method, net, batch_size=batch_size, **options,
-                                  **(models.cam_options(net) if cam else {}))
+        explainer = baselines.get(method, net, batch_size=batch_size, **options)
         signed = explainer(inputs, y)
         pixel, total = signed.sum(1), signed.flatten(1).sum(1)
-        if cam:
-            out["cam_layer"] = explainer.layer_name
+        if baselines.is_cam(method):
+            out.update(cam_layer=explainer.layer_name, cam_target=explainer.cam_target.provenance())
         if audio:
             wavelet = project_to_wavelet_tiling(pixel, model.frontend, x, wavelet_cfg)
         else:
@@ -158,7 +157,7 @@ def run(config: dict, dataset: str, model_path: Path, method: str, shard: int, o
         stage="explain", dataset=dataset, model=str(model_path), method=method, shard=shard,
         config={k: config[k] for k in ("name", "seed", "device", "shards", "wavelet")},
         method_config=config["methods"][method], device_used=str(device), seconds=result["seconds"],
-        cam_layer=result.get("cam_layer")))
+        cam_layer=result.get("cam_layer"), cam_target=result.get("cam_target")))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,7 +38,7 @@ from torch import nn
 from workflow.scripts import io
 
 __all__ = ["available", "build", "save", "load", "data_config", "is_pretrained", "lr_scale",
-           "augment", "cam_options", "normalization", "Normalize", "spec"]
+           "augment", "normalization", "Normalize", "spec"]
 
 _SPEC_ATTR = "_wam_bench_spec"
 TIMM_PREFIX = "timm:"
@@ -137,28 +137,16 @@ def _resnet3d(n_classes: int, widen_factor: float = 0.25, conv1_t_stride: int = 
 
 class ViTClassifier(nn.Module):
     """monai ``ViT(classification=True)`` whose forward returns logits ``[B, n_classes]`` only
-    (monai returns ``(logits, hidden_states)``).
+    (monai returns ``(logits, hidden_states)``). Its class activation maps find their layer (the last block's
+    ``norm1``) and token grid from its structure (:func:`baselines.cam_target.resolve_cam_target`)."""
 
-    Its class activation map is taken on the last block's normalised input tokens (``cam_layer``, the
-    ``norm1`` of the last block: the last tokens through which the patches still reach the class token;
-    after the last block only the class token reaches the head, so the patch tokens' gradients are zero
-    there), reshaped to the patch grid by ``tokens_to_grid`` (pytorch-grad-cam's ``reshape_transform``).
-    """
-
-    def __init__(self, vit: nn.Module, grid: tuple[int, ...]) -> None:
+    def __init__(self, vit: nn.Module) -> None:
         super().__init__()
         self.vit = vit
-        self.grid = tuple(grid)
-        self.cam_layer = f"vit.blocks.{len(vit.blocks) - 1}.norm1"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.vit(x)
         return out[0] if isinstance(out, tuple | list) else out
-
-    def tokens_to_grid(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[B, 1 + N, D]`` (class token first) -> ``[B, D, *grid]`` with ``N = prod(grid)`` patches."""
-        patches = tokens[:, 1:]
-        return patches.reshape(patches.shape[0], *self.grid, patches.shape[-1]).movedim(-1, 1)
 
 
 def _vit3d(
@@ -180,7 +168,7 @@ def _vit3d(
         hidden_size=hidden_size, mlp_dim=mlp_dim, num_layers=num_layers, num_heads=num_heads,
         classification=True, num_classes=n_classes, spatial_dims=3, post_activation=None,
     )
-    return ViTClassifier(vit, grid=(img_size // patch_size,) * 3)
+    return ViTClassifier(vit)
 
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
@@ -226,15 +214,6 @@ def augment(model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> to
     """``x`` augmented for training ``model`` (a registry model), or ``x`` itself when it has none."""
     fn = AUGMENT.get((spec(model) or {}).get("name", ""))
     return fn(x, generator) if fn is not None else x
-
-
-def cam_options(model: nn.Module) -> dict:
-    """The CAM baselines' ``layer`` / ``reshape`` options a model declares (ViTs: their token grid), or
-    ``{}``: CNNs (timm, monai, the audio ResNet) resolve their last spatial feature map automatically
-    (:func:`baselines.base.last_feature_map`)."""
-    if isinstance(model, ViTClassifier):
-        return {"layer": model.cam_layer, "reshape": model.tokens_to_grid}
-    return {}
 
 
 def available() -> list[str]:
