@@ -40,10 +40,10 @@ apt:
 	fi
 
 run: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
 
 speed: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
 
 test: setup
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster --ignore=tests/report

@@ -92,7 +92,8 @@ def test_image_offline_photo_is_an_espresso(files, tmp_path):
     check_figure(record, fig, "input", levels=3, curves=False)
     assert record["prediction"]["index"] == 967 and record["prediction"]["name"] == "espresso"
     assert record["target"] == record["prediction"] and record["model"] == "efficientnet_lite0"
-    x = datasets.load_images([files["photo"]], models.data_config("efficientnet_lite0"))
+    preprocessing = models.ImagePreprocessing.of("efficientnet_lite0")
+    x = preprocessing.normalize()(datasets.decode_images([files["photo"]], preprocessing))
     torch.testing.assert_close(record["x"], x[0])  # the benchmark's own preprocessing
     assert record["dyadic"].shape == (224, 224) and record["scales"].shape == (3, 224, 224)
     torch.testing.assert_close(record["heatmap"], record["scales"].sum(0))
@@ -152,7 +153,8 @@ def test_torchscript_model_maps_match_the_library_and_the_figure_shows_them(file
     result = cli.explain(files["photo"], model=str(files["scripted"]), method="integrated", n_samples=3,
                          levels=2, wavelet="db2", target=1)
     assert len(result.figure.axes) == 5 and result.class_names == [f"class {i}" for i in range(5)]
-    x = datasets.load_images([files["photo"]], cli.IMAGENET_DATA_CONFIG)  # timm's ImageNet defaults
+    preprocessing = models.ImagePreprocessing.from_dict(cli.IMAGENET_DATA_CONFIG)  # timm's ImageNet defaults
+    x = preprocessing.normalize()(datasets.decode_images([files["photo"]], preprocessing))
     torch.testing.assert_close(result.x, x)
     expected = WAM(torch.jit.load(files["scripted"]), ndim=2, method="integrated", n_samples=3, levels=2,
                    wavelet="db2")(x, [1])

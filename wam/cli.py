@@ -132,11 +132,20 @@ def load_image(path: Path, model: Model) -> torch.Tensor:
     """``[1, 3, H, W]``: the benchmark's preprocessing (timm eval transform of the model's data config)."""
     from workflow.scripts import datasets, models
 
-    config = models.data_config(model.arch) if model.arch else IMAGENET_DATA_CONFIG
+    preprocessing = image_preprocessing(model)
     try:
-        return datasets.load_images([path], config)
+        return preprocessing.normalize()(datasets.decode_images([path], preprocessing))
     except ValueError as e:
         raise _named("INPUT", e) from e
+
+
+def image_preprocessing(model: Model):
+    """The model's own preprocessing (its timm data config), or timm's ImageNet defaults for TorchScript."""
+    from workflow.scripts import models
+
+    if model.arch:
+        return models.ImagePreprocessing.of(model.arch)
+    return models.ImagePreprocessing.from_dict(IMAGENET_DATA_CONFIG)
 
 
 def sample_rate(module: nn.Module) -> int:
@@ -412,11 +421,8 @@ def _input_view(result: Result) -> tuple[np.ndarray, str]:
     """What the input panel shows: the RGB image, the log-mel (audio) or the middle slice (volumes)."""
     x = result.x[0]
     if result.kind == "image":
-        from workflow.scripts import models
-
-        cfg = models.data_config(result.model.arch) if result.model.arch else IMAGENET_DATA_CONFIG
-        mean, std = torch.tensor(cfg["mean"])[:, None, None], torch.tensor(cfg["std"])[:, None, None]
-        return (x * std + mean).clamp(0, 1).permute(1, 2, 0).numpy(), "input"
+        shown = image_preprocessing(result.model).normalize().inverse(x[None])[0]
+        return shown.clamp(0, 1).permute(1, 2, 0).numpy(), "input"
     if result.kind == "audio":
         with torch.no_grad():
             mel = result.model.module.frontend(result.x.to(transform.bands(result.explanation.coeffs)[0].device))

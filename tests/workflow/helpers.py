@@ -21,14 +21,12 @@ def write_config(workdir: Path, name: str = "ci", **changes) -> tuple[dict, Path
     return config, path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, ok: bool | None = True, profile: bool = False,
-              timeout: float = 1800) -> str:
-    """Run ``snakemake *args`` on 2 cores in ``workdir`` (``profile``: the local workflow profile, as ``make run``);
-    its console output. ``ok``: the exit status must be zero (True) or not (False); ``None`` checks nothing."""
+def snakemake(workdir: Path, config: Path, *args: str, ok: bool | None = True, timeout: float = 1800) -> str:
+    """Run ``snakemake *args`` on 2 cores in ``workdir`` (with the default workflow profile, as ``make run`` and
+    plain ``snakemake``); its console output. ``ok``: the exit status must be zero (True) or not (False); ``None``
+    checks nothing."""
     cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--snakefile", str(ROOT / "Snakefile"),
            "--directory", str(workdir), "--configfile", str(config)]
-    if profile:
-        cmd += ["--workflow-profile", str(ROOT / "workflow" / "profiles" / "local")]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if ok is not None:
         assert (run.returncode == 0) == ok, run.stdout[-3000:] + run.stderr[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,15 @@ import torch
 
 from workflow.scripts import datasets as D
 from workflow.scripts import io
+from workflow.scripts import models as M
 
 SR = D.SAMPLE_RATE
+LITE0 = M.ImagePreprocessing.of("efficientnet_lite0")
 
 
 def write_esc50(folder: Path, n_per_fold: int = 1, seconds: float = 5.0, manifest: bool = True,
-                rate: int = 22050) -> Path:
-    """A tiny ESC-50-format folder: 5 folds x 2 classes x ``n_per_fold`` stereo clips at ``rate`` Hz."""
+                rate: int = 22050, channels: int = 1) -> Path:
+    """A tiny ESC-50-format folder: 5 folds x 2 classes x ``n_per_fold`` clips of ``channels`` at ``rate`` Hz."""
     import soundfile as sf
 
     (folder / "audio").mkdir(parents=True)
@@ -28,8 +31,8 @@ def write_esc50(folder: Path, n_per_fold: int = 1, seconds: float = 5.0, manifes
         for target in range(2):
             for k in range(n_per_fold):
                 name = f"{fold}-{1000 + 10 * target + k}-A-{target}.wav"
-                # stereo (22.05 kHz by default): the loader must give mono, 44.1 kHz, 5 s, peak-normalised
-                sf.write(folder / "audio" / name, 0.1 * rng.standard_normal((int(rate * seconds), 2)), rate)
+                # 22.05 kHz by default: the loader must give 44.1 kHz, 5 s, peak-normalised
+                sf.write(folder / "audio" / name, 0.1 * rng.standard_normal((int(rate * seconds), channels)), rate)
                 rows.append([name, fold, target, f"class{target}", False, "x", "A"])
     with open(folder / "meta" / "esc50.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -49,7 +52,7 @@ VOLUMES = {"modality": "volumes", "source": "offline", "n_inputs": 3, "size": 8}
 
 
 def test_esc50_layout_folds_and_shapes(tmp_path):
-    _write_esc50(tmp_path)
+    _write_esc50(tmp_path, channels=2)  # stereo: the loader averages it to mono
     test = D.load(AUDIO, "test", tmp_path)
     assert test.x.shape == (2, 5 * SR) and test.x.dtype == torch.float32
     assert test.ids == ["1-1000-A-0.wav", "1-1010-A-1.wav"]
@@ -162,8 +165,9 @@ def test_imagenet_class_folders(tmp_path):
     cfg = {"modality": "images", "source": "imagenet", "path": str(tmp_path / "val"),
            "n_inputs": 2, "models": ["efficientnet_lite0"]}
     assert D.prepare("images", cfg, tmp_path) == tmp_path / "val"
-    s = D.load(cfg, "test", tmp_path)
+    s = D.load(cfg, "test", tmp_path, preprocessing=LITE0)
     assert s.x.shape == (2, 3, 224, 224) and s.n_classes == 1000
+    assert 0 <= float(s.x.min()) and float(s.x.max()) <= 1  # the data's own space: normalised by the model later
     assert s.y.tolist() == [285, 967] and s.ids == ["n02124075/a.JPEG", "n07920052/b.JPEG"]
     assert s.class_names[285] == "Egyptian cat"
     assert D.ground_truth(cfg, tmp_path, s.ids) is None
@@ -178,7 +182,7 @@ def test_imagenet_flat_with_wnid_labels(tmp_path):
     (tmp_path / "gt.txt").write_text("n02124075\nn07920052\n")
     cfg = {"modality": "images", "source": "imagenet", "path": str(flat),
            "labels": str(tmp_path / "gt.txt"), "n_inputs": 2}
-    assert D.load(cfg, "test", tmp_path).y.tolist() == [285, 967]
+    assert D.load(cfg, "test", tmp_path, preprocessing=LITE0).y.tolist() == [285, 967]
 
 
 def test_flat_imagenet_subset_takes_labels_by_file_number(tmp_path):
@@ -194,12 +198,13 @@ def test_flat_imagenet_subset_takes_labels_by_file_number(tmp_path):
         Image.new("RGB", (40, 40)).save(flat / f"ILSVRC2012_val_{number:08d}.JPEG")
     cfg = {"modality": "images", "source": "imagenet", "path": str(flat), "labels": str(tmp_path / "gt.txt"),
            "n_inputs": None}
-    s = D.load(cfg, "test", tmp_path)
+    s = D.load(cfg, "test", tmp_path, preprocessing=LITE0)
     assert s.ids == [f"ILSVRC2012_val_{n:08d}.JPEG" for n in (2, 4, 6)]
     assert s.y.tolist() == [20, 40, 60]
     Image.new("RGB", (40, 40)).save(flat / "holiday.JPEG")
-    with pytest.raises(ValueError, match=r"holiday\.JPEG: a flat ImageNet folder .* ILSVRC2012_val_%08d"):
-        D.load(cfg, "test", tmp_path)
+    with pytest.raises(ValueError, match=r"datasets\.images\.path: 1 \(holiday\.JPEG\) file.* not named "
+                                         r"ILSVRC2012_val_%08d"):
+        D.load(cfg, "test", tmp_path, preprocessing=LITE0)
 
 
 def test_imagenet_errors_name_key_and_file(tmp_path):
@@ -211,12 +216,63 @@ def test_imagenet_errors_name_key_and_file(tmp_path):
     bad.write_bytes(bad.read_bytes()[:100])
     cfg["path"] = str(tmp_path / "val")
     with pytest.raises(ValueError, match="a.JPEG"):
-        D.load(cfg, "test", tmp_path)
+        D.load(cfg, "test", tmp_path, preprocessing=LITE0)
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"")
     with pytest.raises(ValueError, match=r"datasets\.images\.labels"):
-        D.load({**cfg, "path": str(flat)}, "test", tmp_path)
+        D.load({**cfg, "path": str(flat)}, "test", tmp_path, preprocessing=LITE0)
+
+
+def test_images_are_decoded_with_the_models_own_preprocessing_and_a_shard_decodes_its_files_only(tmp_path,
+                                                                                                 monkeypatch):
+    _write_imagenet(tmp_path / "val")
+    cfg = {"modality": "images", "source": "imagenet", "path": str(tmp_path / "val"), "n_inputs": 2,
+           "models": ["efficientnet_lite0"]}
+    opened = []
+    original = D.open_image
+    monkeypatch.setattr(D, "open_image", lambda path, full=True: opened.append(path) or original(path, full))
+    other = M.ImagePreprocessing(input_size=(3, 64, 64), interpolation="bilinear", crop_pct=1.0, crop_mode="center",
+                                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    s = D.load(cfg, "test", tmp_path, preprocessing=other, part=lambda n: [1])
+    assert s.x.shape == (1, 3, 64, 64) and s.ids == ["n07920052/b.JPEG"]
+    assert [p.name for p in opened] == ["b.JPEG"]  # the other file was indexed, never decoded
+    with pytest.raises(ValueError, match="preprocessing: images are decoded with the explained model's own"):
+        D.load(cfg, "test", tmp_path)
+
+
+@pytest.mark.parametrize("defect,message", [
+    ("loose", r"datasets\.images\.path: 1 \(loose\.JPEG\) image file\(s\) lie loose beside the class folders"),
+    ("folder", r"datasets\.images\.path: 1 \(holidays\) folder\(s\) .* are not ImageNet class folders"),
+    ("devkit", r"datasets\.images\.path: .*ILSVRC2012_devkit_t12 is the ImageNet devkit, not images: move it out"),
+])
+def test_an_inconsistent_image_folder_gets_its_own_message(tmp_path, defect, message):
+    from PIL import Image
+
+    _write_imagenet(tmp_path / "val")
+    root = tmp_path / "val"
+    if defect == "loose":
+        Image.new("RGB", (40, 40)).save(root / "loose.JPEG")
+    elif defect == "folder":
+        (root / "holidays").mkdir()
+    else:
+        (root / "ILSVRC2012_devkit_t12" / "data").mkdir(parents=True)
+        (root / "ILSVRC2012_devkit_t12" / "data" / "meta.mat").write_bytes(b"")
+    index, problems = D.index_images({"_key": "images", "path": str(root)})
+    assert len(problems) == 1 and re.search(message, problems[0]), problems
+    assert len(index.files) == 2  # the class folders are still indexed
+
+
+def test_a_mislabelled_esc50_row_is_refused_naming_the_line_and_the_file(tmp_path):
+    folder = _write_esc50(tmp_path)
+    csv_path = folder / "meta" / "esc50.csv"
+    text = csv_path.read_text().replace("1-1010-A-1.wav,1,1,", "1-1010-A-1.wav,1,7,")
+    csv_path.write_text(text)
+    with pytest.raises(ValueError, match=r"esc50\.csv line 3: target 7 disagrees with the file name 1-1010-A-1\.wav "
+                                         r"\(target 1\); correct the row"):
+        D.load(AUDIO, "test", tmp_path)
+    problems = D.check_esc50({**AUDIO, "_key": "audio", "clips": None}, folder)
+    assert any("line 3: target 7 disagrees" in p for p in problems)
 
 
 def test_offline_volumes_structures_and_truth(tmp_path, monkeypatch):

@@ -99,7 +99,8 @@ def test_efficientnet_lite0_offline_weights_classify_real_photos():
         for name in ("chelsea", "coffee"):
             paths.append(Path(tmp) / f"{name}.png")
             Image.fromarray(photos[name]).save(paths[-1])
-        x = D.load_images(paths, M.data_config("efficientnet_lite0"))
+        preprocessing = M.ImagePreprocessing.of("efficientnet_lite0")
+        x = preprocessing.normalize()(D.decode_images(paths, preprocessing))
     assert x.shape == (2, 3, 224, 224)
     model = M.build("efficientnet_lite0", 1000)
     with torch.no_grad():

@@ -64,7 +64,7 @@ def paper_run(tmp_path_factory):
     config["evaluation"].update(steps=4, mu_fidelity={"grid": 4, "subset": 0.2, "samples": 4}, bootstrap=20)
     path = workdir / "paper-tiny.yaml"
     path.write_text(yaml.safe_dump(config))
-    snakemake(workdir, path, "evaluation", profile=True)
+    snakemake(workdir, path, "evaluation")
     return workdir, config, path
 
 
@@ -101,6 +101,6 @@ def test_a_failing_prepare_data_prints_its_message_on_the_console(paper_run):
     sf.write(clip, np.zeros(44100 * 2), 44100)
     bad = workdir / "bad.yaml"
     bad.write_text(yaml.safe_dump({**config, "name": "bad"}))
-    console = snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"), ok=False, profile=True)
+    console = snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"), ok=False)
     assert "4-1000-A-0.wav is 44100 Hz, 2.000 s; ESC-50 clips are 44100 Hz, 5 s" in console
     assert "allow_short_clips: true zero-pads it" in console

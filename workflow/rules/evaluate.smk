@@ -8,6 +8,7 @@ rule score:
         curves=RESULTS / "curves" / "{dataset}" / "{model}" / "{method}" / "{shard}.csv",
     params:
         evaluation=lambda w: section("evaluation"),
+        method=lambda w: section("methods", w.method),
     resources:
         gpu=1,
     log:

@@ -83,9 +83,11 @@ ESC50_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 ESC50_SHA256 = "805afc618aff80eff0641d51311647871fead5807da68bb18e43a27db47a79ce"
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 ESC50_CLIPS = 2000
+ESC50_NAME = re.compile(r"(\d+)-([^-]+)-([^-]+)-(\d+)\.wav")  # {fold}-{source clip}-{take}-{target}.wav
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "retina", "hubble_deep_field",
                   "immunohistochemistry", "motorcycle")
 SKLEARN_PHOTOS = ("china", "flower")
+OFFLINE_IMAGE_LABELLER = "efficientnet_lite0"  # the offline photographs' class folders: its top-1 class
 
 
 @dataclasses.dataclass
@@ -132,10 +134,6 @@ def _modality_source(cfg: dict) -> tuple[str, str]:
     return modality, source
 
 
-def _image_model(cfg: dict) -> str:
-    return (cfg.get("models") or ["efficientnet_lite0"])[0]
-
-
 def dataset_folder(cfg: dict, resources: Path) -> Path:
     """Folder that ``prepare`` fills (or the ImageNet path)."""
     modality, source = _modality_source(cfg)
@@ -171,7 +169,7 @@ def prepare(key: str, cfg: dict, resources: Path) -> Path:
     resources = Path(resources)
     folder = dataset_folder(cfg, resources)
     if source == "imagenet":
-        _imagenet_index(cfg)  # validates the folder, the layout and the labels
+        image_index(cfg)  # validates the folder, the layout and the labels
         return folder
     if modality == "volumes":
         target = _volume_file(cfg, resources)
@@ -188,7 +186,7 @@ def prepare(key: str, cfg: dict, resources: Path) -> Path:
     if (folder / "manifest.json").is_file():
         return folder
     if modality == "images":
-        _write_offline_images(folder, _image_model(cfg))
+        _write_offline_images(folder, OFFLINE_IMAGE_LABELLER)
     elif source == "offline":
         _write_offline_audio(folder, seed=0)
     else:
@@ -242,10 +240,10 @@ def _write_offline_images(folder: Path, model_name: str) -> None:
             p = staging / f"{name}.JPEG"
             Image.fromarray(img).save(p, format="JPEG", quality=95)
             paths.append(p)
-        x = load_images(paths, models.data_config(model_name))
+        preprocessing = models.ImagePreprocessing.of(model_name)
         model = models.build(model_name, 1000)
         with torch.no_grad():
-            top1 = model(x).argmax(1).tolist()
+            top1 = model(preprocessing.normalize()(decode_images(paths, preprocessing))).argmax(1).tolist()
         wnids = _imagenet_wnids()
         for p, c in zip(paths, top1, strict=True):
             (tmp / wnids[c]).mkdir(exist_ok=True)
@@ -269,34 +267,105 @@ def imagenet_names() -> list[str]:
     return [info.index_to_description(i) for i in range(info.num_classes())]
 
 
-def _imagenet_index(cfg: dict) -> tuple[list[Path], list[int]]:
-    """Files and class indices of an ImageNet-layout folder (class folders, or flat + labels)."""
+@dataclasses.dataclass(frozen=True)
+class ImageIndex:
+    """An ImageNet-layout folder indexed without decoding anything: ``files`` and their class ``labels`` (timm's
+    indices), and the non-image ``ignored`` files (never read; preflight lists them)."""
+
+    root: Path
+    files: list[Path]
+    labels: list[int]
+    ignored: list[Path]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def ids(self, idx: list[int]) -> list[str]:
+        """Stable identifiers of files ``idx``: their paths relative to ``root``."""
+        return [self.files[i].relative_to(self.root).as_posix() for i in idx]
+
+
+DEVKIT_MARKERS = ("meta.mat", "ILSVRC2012_validation_ground_truth.txt")
+
+
+def _is_devkit(folder: Path) -> bool:
+    """The ImageNet devkit (``ILSVRC2012_devkit_t12``, or any folder holding its ``data/meta.mat`` or ground truth)."""
+    return folder.name.lower().startswith("ilsvrc2012_devkit") or any(
+        (folder / "data" / m).is_file() or (folder / m).is_file() for m in DEVKIT_MARKERS)
+
+
+def _listed(paths: list[Path], limit: int = 3) -> str:
+    """``n`` and the first few of ``paths``, for a message."""
+    shown = ", ".join(p.name for p in paths[:limit])
+    return f"{len(paths)} ({shown}{', ...' if len(paths) > limit else ''})"
+
+
+def index_images(cfg: dict) -> tuple[ImageIndex | None, list[str]]:
+    """Index an ImageNet-layout folder (class folders ``{wnid}/*.JPEG``, or flat ``ILSVRC2012_val_%08d`` files with
+    the devkit ``labels``) without decoding it: ``(index, problems)``, every inconsistency its own problem naming
+    the config key, the file and the fix (``index`` is ``None`` when the folder cannot be indexed at all)."""
+    key = f"datasets.{_key(cfg)}"
     root = Path(_need(cfg, "path"))
     if not root.is_dir():
-        raise ValueError(f"datasets.{_key(cfg)}.path: {root} is not a folder; set it to the ImageNet validation "
-                         "images (class folders, or flat ILSVRC2012_val_%08d files with `labels`)")
-    wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return None, [f"{key}.path: {root} is not a folder; set it to the ImageNet validation images (class folders, "
+                      "or flat ILSVRC2012_val_%08d files with `labels`)"]
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    folders = [p for p in entries if p.is_dir()]
+    devkits = [d for d in folders if _is_devkit(d)]
+    loose = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    ignored = [p for p in entries if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS]
+    problems = [f"{key}.path: {d} is the ImageNet devkit, not images: move it out of {root} ({key}.labels can point "
+                "at its data/ILSVRC2012_validation_ground_truth.txt where it lies)" for d in devkits]
+    classes = [d for d in folders if d not in devkits]
     files, labels = [], []
-    if subdirs:
-        for d in subdirs:
+    if classes:
+        wnid_index = {w: i for i, w in enumerate(_imagenet_wnids())}
+        unknown = [d for d in classes if d.name not in wnid_index]
+        if unknown:
+            problems.append(f"{key}.path: {_listed(unknown)} folder(s) in {root} are not ImageNet class folders "
+                            "(named by a wnid such as n01440764): move them out of the image folder")
+        if loose:
+            problems.append(f"{key}.path: {_listed(loose)} image file(s) lie loose beside the class folders of {root}; "
+                            "they would be left out: move each into its class folder, or out of the image folder")
+        for d in classes:
             if d.name not in wnid_index:
-                raise ValueError(f"{d}: class folder name is not an ImageNet wnid (e.g. n01440764)")
+                continue
             for f in sorted(d.iterdir()):
-                if f.suffix.lower() in IMAGE_EXTENSIONS:
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
                     files.append(f)
                     labels.append(wnid_index[d.name])
-    else:
-        files = sorted(f for f in root.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+                elif not f.name.startswith("."):
+                    ignored.append(f)
+    elif loose:
         if cfg.get("labels") in (None, ""):
-            raise ValueError(
-                f"datasets.{_key(cfg)}.labels: required for the flat ImageNet layout in {root} "
-                "(devkit ILSVRC2012_validation_ground_truth.txt)")
-        truth = _devkit_labels(Path(cfg["labels"]), wnid_index)
-        labels = [_flat_label(f, truth, cfg) for f in files]
-    if not files:
-        raise ValueError(f"datasets.{_key(cfg)}.path: no images in {root}")
-    return files, labels
+            return None, problems + [f"{key}.labels: required for the flat ImageNet layout in {root} (the devkit's "
+                                     "ILSVRC2012_validation_ground_truth.txt)"]
+        try:
+            truth = _devkit_labels(Path(cfg["labels"]), {w: i for i, w in enumerate(_imagenet_wnids())}, key)
+        except ValueError as e:
+            return None, problems + [str(e)]
+        unnamed = [f for f in loose if FLAT_IMAGENET_NAME.fullmatch(f.stem) is None]
+        if unnamed:
+            problems.append(f"{key}.path: {_listed(unnamed)} file(s) in the flat folder {root} are not named "
+                            "ILSVRC2012_val_%08d.JPEG (the number is the line of the devkit ground truth): rename or "
+                            "remove them")
+        for f in loose:
+            if f not in unnamed:
+                try:
+                    labels.append(_flat_label(f, truth, cfg))
+                    files.append(f)
+                except ValueError as e:
+                    problems.append(str(e))
+    if not files and not problems:
+        problems.append(f"{key}.path: no images in {root}")
+    return ImageIndex(root, files, labels, ignored), problems
+
+
+def image_index(cfg: dict) -> ImageIndex:
+    """:func:`index_images`, raising one ``ValueError`` that lists every problem."""
+    index, problems = index_images(cfg)
+    fail(problems)
+    return index
 
 
 def _flat_label(path: Path, truth: list[int], cfg: dict) -> int:
@@ -308,24 +377,24 @@ def _flat_label(path: Path, truth: list[int], cfg: dict) -> int:
                          "ILSVRC2012_val_%08d.JPEG; the number is the line of the devkit ground truth")
     number = int(match.group(1))
     if not 1 <= number <= len(truth):
-        raise ValueError(f"{path}: image number {number} has no label in {cfg['labels']} "
-                         f"({len(truth)} lines; datasets.{_key(cfg)}.labels)")
+        raise ValueError(f"datasets.{_key(cfg)}.labels: {path} is image number {number}, which has no label in "
+                         f"{cfg['labels']} ({len(truth)} lines)")
     return truth[number - 1]
 
 
-def _devkit_labels(path: Path, wnid_index: dict[str, int]) -> list[int]:
+def _devkit_labels(path: Path, wnid_index: dict[str, int], key: str = "datasets.images") -> list[int]:
     if not path.is_file():
-        raise ValueError(f"{path}: labels file not found (datasets.images.labels)")
+        raise ValueError(f"{key}.labels: {path} not found (the devkit's ILSVRC2012_validation_ground_truth.txt)")
     tokens = path.read_text().split()
     if all(t in wnid_index for t in tokens):
         return [wnid_index[t] for t in tokens]
     try:
         ids = [int(t) for t in tokens]
     except ValueError as e:
-        raise ValueError(f"{path}: expected ILSVRC2012 ids (1..1000) or wnids, one a line") from e
+        raise ValueError(f"{key}.labels: {path}: expected ILSVRC2012 ids (1..1000) or wnids, one a line") from e
     meta = path.parent / "meta.mat"
     if not meta.is_file():
-        raise ValueError(f"{path}: ILSVRC2012 ids need the devkit's meta.mat beside it ({meta})")
+        raise ValueError(f"{key}.labels: {path}: ILSVRC2012 ids need the devkit's meta.mat beside it ({meta})")
     from scipy.io import loadmat
 
     try:
@@ -339,22 +408,40 @@ def _devkit_labels(path: Path, wnid_index: dict[str, int]) -> list[int]:
         raise ValueError(f"{path}: id {e} not an ILSVRC2012 class in {meta}") from e
 
 
-def load_images(paths: list[Path], data_cfg: dict) -> torch.Tensor:
-    """Decode and preprocess with timm's eval transform: [N, 3, H, W]."""
+def open_image(path: Path, full: bool = True):
+    """The RGB PIL image of ``path`` (``full``: decoded; otherwise only its header read), or ``ValueError`` naming
+    the file (a zero-byte, truncated or non-image file)."""
     from PIL import Image
-    from timm.data import create_transform
 
-    tf = create_transform(**data_cfg, is_training=False)
-    out = []
-    for p in paths:
-        try:
-            with Image.open(p) as im:
+    try:
+        with Image.open(path) as im:
+            if full:
                 im.load()
-                img = im.convert("RGB")
-        except Exception as e:
-            raise ValueError(f"{p}: corrupt or unreadable image ({type(e).__name__}: {e})") from e
-        out.append(tf(img))
-    return torch.stack(out)
+                return im.convert("RGB")
+            return im.size
+    except Exception as e:
+        raise ValueError(f"{path}: corrupt or unreadable image ({type(e).__name__}: {e})") from e
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files decoded one at a time by ``preprocessing`` (a :class:`workflow.scripts.models.ImagePreprocessing`)
+    into ``[3, H, W]`` in [0, 1], with their labels: what a ``DataLoader`` streams (memory stays one batch)."""
+
+    def __init__(self, files: list[Path], labels: list[int], preprocessing) -> None:
+        self.files, self.labels, self.transform = files, labels, preprocessing.transform()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(open_image(self.files[i])), self.labels[i]
+
+
+def decode_images(paths: list[Path], preprocessing) -> torch.Tensor:
+    """Decode ``paths`` with a model's resize and crop (``preprocessing``): ``[N, 3, H, W]`` in [0, 1] (not
+    normalised: the model's own ``preprocessing.normalize()`` follows any perturbation)."""
+    dataset = ImageFiles(list(paths), [0] * len(paths), preprocessing)
+    return torch.stack([dataset[i][0] for i in range(len(dataset))])
 
 
 # audio -----------------------------------------------------------------------
@@ -468,9 +555,10 @@ def check_esc50(cfg: dict, folder: Path, every_clip: bool = False) -> list[str]:
     """Problems of an extracted ESC-50 folder, each naming the config key (empty: usable).
 
     ``meta/esc50.csv`` with the ESC-50 columns, ``datasets.<key>.clips`` rows (2,000 for ESC-50; ``null``
-    skips the count), folds 1-5, integer targets, every listed clip under ``audio/``, and the sample rate
-    (44.1 kHz) and length (5 s) of the first clip, or of ``every_clip`` (a shorter one is accepted, with a
-    warning, when ``datasets.<key>.allow_short_clips``).
+    skips the count), folds 1-5, integer targets, every row's ``fold`` and ``target`` equal to those in its file
+    name (``{fold}-{source}-{take}-{target}.wav``), every listed clip under ``audio/``, and the sample rate
+    (44.1 kHz), length (5 s) and channels (mono) of the first clip, or of ``every_clip`` (a shorter one is
+    accepted, with a warning, when ``datasets.<key>.allow_short_clips``).
     """
     key = f"datasets.{_key(cfg)}"
     where = f"{key}.path" if cfg.get("path") else f"{key} (downloaded to {folder})"
@@ -494,6 +582,7 @@ def check_esc50(cfg: dict, folder: Path, every_clip: bool = False) -> list[str]:
         problems.append(f"{where}: {csv_path} has folds {sorted(folds)}, expected 1 to 5")
     if targets and min(targets) < 0:
         problems.append(f"{where}: {csv_path} has negative targets")
+    problems += esc50_row_problems(rows, csv_path, where)
     missing = [r["filename"] for r in rows if not (folder / "audio" / r["filename"]).is_file()]
     if missing:
         problems.append(f"{where}: {len(missing)} clips listed in {csv_path} are missing from "
@@ -510,6 +599,9 @@ def check_esc50(cfg: dict, folder: Path, every_clip: bool = False) -> list[str]:
                 continue
             seconds = info.frames / info.samplerate
             short = seconds < CLIP_SECONDS - 1e-3
+            if info.channels != 1:
+                problems.append(f"{where}: {path} has {info.channels} channels; ESC-50 clips are mono: convert it "
+                                "(e.g. sox in.wav -c 1 out.wav)")
             if info.samplerate != SAMPLE_RATE or abs(seconds - CLIP_SECONDS) > 1e-3:
                 message = (f"{where}: {path} is {info.samplerate} Hz, {seconds:.3f} s; ESC-50 clips are "
                            f"{SAMPLE_RATE} Hz, {CLIP_SECONDS} s")
@@ -521,9 +613,30 @@ def check_esc50(cfg: dict, folder: Path, every_clip: bool = False) -> list[str]:
     return problems
 
 
+def esc50_row_problems(rows: list[dict], csv_path: Path, where: str) -> list[str]:
+    """One problem per ``esc50.csv`` row whose ``fold`` or ``target`` disagrees with its file name
+    (``{fold}-{source}-{take}-{target}.wav``), or whose name has not that form: a wrong row would be scored with
+    the wrong label."""
+    problems = []
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        match = ESC50_NAME.fullmatch(row["filename"])
+        if match is None:
+            problems.append(f"{where}: {csv_path} line {number}: {row['filename']!r} is not named "
+                            "{fold}-{source}-{take}-{target}.wav; fix the row or the file name")
+            continue
+        named = {"fold": match.group(1), "target": match.group(4)}
+        for column, value in named.items():
+            if str(row[column]).strip() != value:
+                problems.append(f"{where}: {csv_path} line {number}: {column} {row[column]} disagrees with the file "
+                                f"name {row['filename']} ({column} {value}); correct the row")
+    return problems
+
+
 def _esc50_rows(cfg: dict, resources: Path, split: str) -> list[dict]:
     folder = dataset_folder(cfg, resources)
-    rows = _read_csv(folder / "meta" / "esc50.csv", ("filename", "fold", "target", "category"))
+    csv_path = folder / "meta" / "esc50.csv"
+    rows = _read_csv(csv_path, ("filename", "fold", "target", "category"))
+    fail(esc50_row_problems(rows, csv_path, f"datasets.{_key(cfg)}"))
     test_fold = int(cfg.get("fold", 1))
     if not 1 <= test_fold <= 5:
         raise ValueError(f"datasets.{_key(cfg)}.fold: {test_fold} not in 1..5")
@@ -692,12 +805,7 @@ def check_volumes(cfg: dict, path: Path) -> list[str]:
         if images is None or labels is None:
             problems.append(f"{key}: {path} has no {split}_images / {split}_labels (has {sorted(arrays)})")
             continue
-        if images.ndim != 4 or images.shape[1:] != (size,) * 3:
-            problems.append(f"{key}.size: {path} {split}_images is {images.shape}, expected [N, {size}, {size}, "
-                            f"{size}]")
-        if images.dtype != np.uint8 and not (np.issubdtype(images.dtype, np.floating)
-                                            and 0 <= images.min() and images.max() <= 1):
-            problems.append(f"{key}: {path} {split}_images is {images.dtype}, expected uint8 or floats in [0, 1]")
+        problems += _volume_array_problems(images, f"{path} {split}_images", key, size)
         if labels.reshape(-1).shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
             problems.append(f"{key}: {path} {split}_labels is {labels.dtype} {labels.shape}, expected "
                             f"{images.shape[0]} integers")
@@ -705,6 +813,32 @@ def check_volumes(cfg: dict, path: Path) -> list[str]:
             problems.append(f"{key}: {path} {split}_labels span [{labels.min()}, {labels.max()}], expected "
                             f"[0, {n_classes - 1}] ({n_classes} classes)")
     return problems
+
+
+def _volume_array_problems(images: np.ndarray, where: str, key: str, size: int) -> list[str]:
+    """Shape (``[N, S, S, S]``, a channel axis named as one), dtype and finiteness of a MedMNIST image array."""
+    shape = images.shape
+    channel = [a for a in (1, 4) if images.ndim == 5 and shape[a] == 1
+               and tuple(d for i, d in enumerate(shape[1:], 1) if i != a) == (size,) * 3]
+    if channel:
+        return [f"{key}: {where} is {shape}, with a channel axis (axis {channel[0]}); MedMNIST stores [N, {size}, "
+                f"{size}, {size}]: remove it (np.squeeze(images, axis={channel[0]}))"]
+    if images.ndim != 4 or shape[1:] != (size,) * 3:
+        return [f"{key}.size: {where} is {shape}, expected [N, {size}, {size}, {size}] (a volume of side "
+                f"{key}.size = {size})"]
+    if images.dtype == np.uint8:
+        return []
+    if not np.issubdtype(images.dtype, np.floating):
+        return [f"{key}: {where} is {images.dtype}, expected uint8 or floats in [0, 1]"]
+    bad = ~np.isfinite(images)
+    if bad.any():
+        volumes = np.flatnonzero(bad.reshape(len(images), -1).any(1))
+        kind = "NaN" if np.isnan(images).any() else "infinite"
+        return [f"{key}: {where} has {int(bad.sum())} {kind} value(s) in {len(volumes)} volume(s) (first: volume "
+                f"{volumes[0]}); replace them with finite values in [0, 1]"]
+    if images.min() < 0 or images.max() > 1:
+        return [f"{key}: {where} spans [{images.min():.3g}, {images.max():.3g}], expected uint8 or floats in [0, 1]"]
+    return []
 
 
 def _volume_class_names(cfg: dict) -> list[str]:
@@ -720,10 +854,7 @@ def _load_volumes(cfg: dict, split: str, resources: Path) -> Split:
         raise ValueError(f"{path}: not prepared (run `datasets prepare --key {_key(cfg)}`)")
     z = io.load_npz(path, [f"{split}_images", f"{split}_labels"])
     imgs, labels = z[f"{split}_images"], z[f"{split}_labels"].reshape(-1)
-    size = int(cfg.get("size", 28))
-    if imgs.ndim != 4 or imgs.shape[1:] != (size,) * 3:
-        raise ValueError(f"{path}: {split}_images has shape {imgs.shape}, expected [N, {size}, "
-                         f"{size}, {size}] (datasets.{_key(cfg)}.size)")
+    fail(_volume_array_problems(imgs, f"{path} {split}_images", f"datasets.{_key(cfg)}", int(cfg.get("size", 28))))
     scale = 255.0 if imgs.dtype == np.uint8 else 1.0
     x = torch.from_numpy(imgs.astype(np.float32) / scale)[:, None]
     class_names = _volume_class_names(cfg)
@@ -744,11 +875,27 @@ def shard_indices(n: int, shards: int, shard: int) -> list[int]:
     return list(range(bounds[shard], bounds[shard + 1]))
 
 
-def evaluated_shard(config: dict, dataset: str, shard: int) -> Split:
-    """The evaluated (test) inputs of data set ``dataset`` of a full ``config`` that fall in ``shard``."""
+def evaluated_shard(config: dict, dataset: str, shard: int, preprocessing=None) -> Split:
+    """The evaluated (test) inputs of data set ``dataset`` of a full ``config`` that fall in ``shard``; images are
+    decoded (only this shard's files) with ``preprocessing``, the explained model's own."""
     cfg = {**config["datasets"][dataset], "seed": config["seed"]}
-    split = load(cfg, "test", Path(config["resources"]), key=dataset)
-    return take(split, shard_indices(len(split), config["shards"], shard))
+    return load(cfg, "test", Path(config["resources"]), key=dataset, preprocessing=preprocessing,
+                part=lambda n: shard_indices(n, config["shards"], shard))
+
+
+def model_inputs(config: dict, dataset: str, model: torch.nn.Module, shard: int) -> tuple[Split, torch.Tensor]:
+    """Shard ``shard`` of the evaluated inputs as ``model`` sees them: ``(data, x)``. Images are decoded with the
+    model's own resize and crop (``data.x`` in [0, 1], the data's own space) and ``x`` is normalised by the
+    model's own statistics (:func:`workflow.scripts.models.preprocessing`); other modalities are used as loaded
+    (``x is data.x``)."""
+    if config["datasets"][dataset]["modality"] != "images":
+        data = evaluated_shard(config, dataset, shard)
+        return data, data.x
+    from workflow.scripts import models
+
+    preprocessing = models.preprocessing(model)
+    data = evaluated_shard(config, dataset, shard, preprocessing)
+    return data, preprocessing.normalize()(data.x)
 
 
 def balanced_subset(y: list[int] | torch.Tensor, n: int, seed: int) -> list[int]:
@@ -778,41 +925,56 @@ def take(s: Split, idx: list[int]) -> Split:
     return Split(s.x[t], s.y[t], [s.ids[i] for i in idx], s.n_classes, s.class_names)
 
 
-def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: str | None = None
-         ) -> Split:
+def image_folder(cfg: dict, resources: Path) -> ImageIndex:
+    """The index of an images data set: the ImageNet folder, or the prepared offline photographs."""
+    if _modality_source(cfg)[1] == "imagenet":
+        return image_index(cfg)
+    root = dataset_folder(cfg, resources)
+    if not (root / "manifest.json").is_file():
+        raise ValueError(f"{root}: not prepared (run `datasets prepare --key {_key(cfg)}`)")
+    return image_index({**cfg, "path": root})
+
+
+def evaluated_indices(cfg: dict, labels: list[int] | torch.Tensor) -> list[int]:
+    """The evaluated subset of a test split with ``labels``: ``n_inputs`` of them, class-balanced and seeded
+    (``cfg["seed"]``, default 42), or all of them when ``n_inputs`` is not set; ``ValueError`` naming
+    ``datasets.<key>.n_inputs`` when fewer are available."""
+    n = cfg.get("n_inputs")
+    if n and int(n) > len(labels):
+        raise ValueError(f"datasets.{_key(cfg)}.n_inputs: {n} > {len(labels)} inputs available in the test split")
+    return balanced_subset(labels, int(n), cfg.get("seed", 42)) if n else list(range(len(labels)))
+
+
+def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: str | None = None,
+         preprocessing=None, part=None) -> Split:
     """Load ``split`` in {"train", "val", "test"} of a prepared data set.
 
     ``"test"`` with ``subset=True`` is the evaluated set: ``n_inputs`` items, class-balanced and
-    seeded (``cfg["seed"]``, default 42); ``subset=False`` gives the whole test split.
+    seeded (``cfg["seed"]``, default 42); ``subset=False`` gives the whole test split. ``part(n)``, when given,
+    picks the positions to keep among those ``n`` items (a shard) before anything is decoded.
+
+    Images (a test split only: the models are pretrained) are indexed, then only the kept files are decoded with
+    ``preprocessing`` (the model's own :class:`workflow.scripts.models.ImagePreprocessing`; required) into [0, 1],
+    not normalised. A whole folder is never decoded at once: stream it with :class:`ImageFiles`.
     """
     cfg = {**cfg, "_key": key or cfg.get("_key") or cfg.get("modality")}
     if split not in ("train", "val", "test"):
         raise ValueError(f"split: {split!r} not in ('train', 'val', 'test')")
-    modality, source = _modality_source(cfg)
+    modality, _ = _modality_source(cfg)
     resources = Path(resources)
     if modality == "images":
         if split != "test":
             raise ValueError(f"split: images have only a 'test' split (pretrained model), got {split!r}")
-        if source == "imagenet":
-            root = Path(_need(cfg, "path"))
-            files, labels = _imagenet_index(cfg)
-        else:
-            root = dataset_folder(cfg, resources)
-            if not (root / "manifest.json").is_file():
-                raise ValueError(f"{root}: not prepared (run `datasets prepare --key {_key(cfg)}`)")
-            files, labels = _imagenet_index({**cfg, "path": root})
-        n = cfg.get("n_inputs")
-        if subset and n and int(n) > len(files):
-            raise ValueError(f"datasets.{_key(cfg)}.n_inputs: {n} > {len(files)} images available")
-        idx = balanced_subset(labels, int(n), cfg.get("seed", 42)) if subset and n else list(
-            range(len(files)))
-        from workflow.scripts import models
-
-        files = [files[i] for i in idx]
-        x = load_images(files, models.data_config(_image_model(cfg)))
-        ids = [f.relative_to(root).as_posix() for f in files]
-        y = torch.tensor([labels[i] for i in idx], dtype=torch.long)
-        return Split(x, y, ids, 1000, imagenet_names())
+        if preprocessing is None:
+            raise ValueError("preprocessing: images are decoded with the explained model's own preprocessing "
+                             "(workflow.scripts.models.preprocessing(model))")
+        index = image_folder(cfg, resources)
+        idx = evaluated_indices(cfg, index.labels) if subset else list(range(len(index)))
+        if part is not None:
+            idx = [idx[i] for i in part(len(idx))]
+        x = decode_images([index.files[i] for i in idx], preprocessing)
+        y = torch.tensor([index.labels[i] for i in idx], dtype=torch.long)
+        return Split(x, y, index.ids(idx), 1000, imagenet_names())
     if modality == "audio":
         if not (dataset_folder(cfg, resources) / "meta" / "esc50.csv").is_file():
             raise ValueError(f"{dataset_folder(cfg, resources)}: not prepared "
@@ -820,9 +982,9 @@ def load(cfg: dict, split: str, resources: Path, *, subset: bool = True, key: st
         s = _load_audio(cfg, split, resources)
     else:
         s = _load_volumes(cfg, split, resources)
-    if split == "test" and subset and cfg.get("n_inputs"):
-        s = take(s, balanced_subset(s.y, int(cfg["n_inputs"]), cfg.get("seed", 42)))
-    return s
+    if split == "test" and subset:
+        s = take(s, evaluated_indices(cfg, s.y))
+    return take(s, part(len(s))) if part is not None else s
 
 
 def ground_truth(cfg: dict, resources: Path, ids: list[str]) -> torch.Tensor | None:
@@ -898,10 +1060,15 @@ def main(argv: list[str] | None = None) -> None:
                 stage="prepare_data", dataset=key, config=section)})
         print(folder)
         return
-    splits = ["test"] if section["modality"] == "images" else ["train", "val", "test"]
+    images = section["modality"] == "images"
+    splits = ["test"] if images else ["train", "val", "test"]
+    if images:  # decoded as the data set's first model sees them
+        from workflow.scripts import models
+
+        preprocessing = models.ImagePreprocessing.of(section["models"][0])
     info = {}
     for s in splits:
-        d = load(section, s, args.resources)
+        d = load(section, s, args.resources, preprocessing=preprocessing if images else None)
         info[s] = {"n": len(d), "n_classes": d.n_classes, "x": list(d.x.shape)}
     print(json.dumps(info, indent=2))
 

@@ -48,7 +48,7 @@ from wam import transform
 from wam.audio import samples_to_frames
 from wam.utils import pick_device
 from workflow.scripts import datasets, io, models, plugins
-from workflow.scripts.datasets import NDIM, evaluated_shard
+from workflow.scripts.datasets import NDIM, model_inputs
 
 SCORE_COLUMNS = ["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking", "degenerate",
                  "sample_id", "value"]
@@ -67,6 +67,30 @@ def other_protocol(protocol: str) -> str:
 
 def same_domain_ranking(config: dict, domain: str) -> str:
     return config["evaluation"]["ranking"] if domain == "wavelet" else "-"
+
+
+def method_evaluation(config: dict, method: str, settings: dict | None = None) -> dict:
+    """``evaluation`` with a method's own settings over it: ``settings`` (``steps``, ``mu_fidelity``: ``samples``,
+    ``blur``), by default the method's ``methods.<m>.evaluation`` (absent: every method is scored alike)."""
+    evaluation = config["evaluation"]
+    own = config["methods"][method].get("evaluation") or {} if settings is None else settings
+    return {**evaluation, "steps": own.get("steps", evaluation["steps"]),
+            "mu_fidelity": {"blur": 0.0, **evaluation["mu_fidelity"], **own.get("mu_fidelity", {})}}
+
+
+def unequal_settings(config: dict, method: str) -> dict | None:
+    """The reference evaluators' settings for the method's kind (``evaluation.protocol_sensitivity``: e.g. 64
+    insertion / deletion steps and 128 mu-fidelity samples on maps blurred with sigma 2 for WAM, 128 steps and 512
+    samples for the baselines), or ``None`` when the configuration does not ask for them."""
+    sensitivity = config["evaluation"].get("protocol_sensitivity")
+    if not sensitivity:
+        return None
+    return method_evaluation(config, method, sensitivity.get(config["methods"][method]["kind"]) or {})
+
+
+def unequal(protocol: str) -> str:
+    """The ``protocol`` value of the scores taken under the reference's unequal settings."""
+    return f"{protocol}_unequal"
 
 
 def scoring_plan(config: dict, method: str, modality: str) -> list[tuple[str, str, str]]:
@@ -95,11 +119,11 @@ def truth_like(truth: torch.Tensor, modality: str, frames: int | None, hop: int 
 
 
 def data_spaces(config: dict, dataset: str, model: torch.nn.Module, x: torch.Tensor) -> dict:
-    """Per domain: ``(model, input in the data's own space, preprocess)`` (see the module docstring)."""
+    """Per domain: ``(model, input in the data's own space, preprocess)`` (see the module docstring); ``x`` in the
+    data's own space (images in [0, 1], normalised after any perturbation by the model's own statistics)."""
     modality = config["datasets"][dataset]["modality"]
     if modality == "images":
-        normalize = models.normalization(config["datasets"][dataset]["models"][0]).to(x.device)
-        space = (model, normalize.inverse(x), normalize)
+        space = (model, x, models.preprocessing(model).normalize().to(x.device))
         return {"pixel": space, "wavelet": space}
     if modality == "audio":
         return {"pixel": (model.classifier, model.frontend(x).detach(), None), "wavelet": (model, x, None)}
@@ -120,7 +144,7 @@ def spectra_scores(net, inputs: torch.Tensor, y: torch.Tensor, attribution, doma
 def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, method: str,
           data: datasets.Split, attributions: dict, device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     modality = config["datasets"][dataset]["modality"]
-    evaluation, wavelet_cfg = config["evaluation"], config["wavelet"][modality]
+    evaluation, wavelet_cfg = method_evaluation(config, method), config["wavelet"][modality]
     x, y = data.x.to(device), data.y.to(device)
     spaces = data_spaces(config, dataset, model, x)
     rows, curve_rows = [], []
@@ -133,30 +157,39 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
 
     pixel = attributions["pixel"].to(device)
     no = torch.zeros(len(data.ids), dtype=torch.bool)  # metrics with no ranked map: never degenerate
-    plan = scoring_plan(config, method, modality)
-    for protocol, domain, ranking in plan:
+
+    def setting(protocol: str, domain: str, ranking: str) -> tuple:
+        """``(net, inputs, preprocess, attribution, options)`` of one scoring setting."""
         net, inputs, preprocess = spaces[domain]
         inputs, options = protocols.setup(protocol, modality, domain, inputs, seed=config["seed"])
         if domain == "pixel":
-            attribution = pixel
-        else:
-            bands = protocols.rank_maps([w.to(device) for w in attributions["wavelet"]], ranking)
-            attribution = transform.unbands(bands, NDIM[modality])
-            options.update(wavelet_cfg)
-        curves = {kind: getattr(metrics, kind)(net, inputs, y, attribution, domain=domain, steps=evaluation["steps"],
-                                               batch_size=evaluation["batch_size"], preprocess=preprocess,
-                                               **options)
-                  for kind in ("insertion", "deletion")}
+            return net, inputs, preprocess, pixel, options
+        bands = protocols.rank_maps([w.to(device) for w in attributions["wavelet"]], ranking)
+        return net, inputs, preprocess, transform.unbands(bands, NDIM[modality]), {**options, **wavelet_cfg}
+
+    def curves_of(net, inputs, preprocess, attribution, domain, options, steps) -> dict:
+        return {kind: getattr(metrics, kind)(net, inputs, y, attribution, domain=domain, steps=steps,
+                                             batch_size=evaluation["batch_size"], preprocess=preprocess, **options)
+                for kind in ("insertion", "deletion")}
+
+    def add_areas(curves: dict, domain: str, protocol: str, ranking: str) -> None:
         degenerate = curves["insertion"].degenerate
-        if (protocol, domain, ranking) == plan[0]:  # the Table 1 cell
-            for metric, values in spectra_scores(net, inputs, y, attribution, domain, preprocess, options,
-                                                 evaluation["batch_size"]).items():
-                add(metric, domain, "-", protocol, ranking, degenerate, values)
         for auc in ("paper", "trapezoid"):
             areas = {kind: c.auc(auc) for kind, c in curves.items()}
             add("insertion", domain, auc, protocol, ranking, degenerate, areas["insertion"])
             add("deletion", domain, auc, protocol, ranking, degenerate, areas["deletion"])
             add("faithfulness", domain, auc, protocol, ranking, degenerate, areas["insertion"] - areas["deletion"])
+
+    plan = scoring_plan(config, method, modality)
+    for protocol, domain, ranking in plan:
+        net, inputs, preprocess, attribution, options = setting(protocol, domain, ranking)
+        curves = curves_of(net, inputs, preprocess, attribution, domain, options, evaluation["steps"])
+        if (protocol, domain, ranking) == plan[0]:  # the Table 1 cell
+            cell_curves = curves
+            for metric, values in spectra_scores(net, inputs, y, attribution, domain, preprocess, options,
+                                                 evaluation["batch_size"]).items():
+                add(metric, domain, "-", protocol, ranking, curves["insertion"].degenerate, values)
+        add_areas(curves, domain, protocol, ranking)
         for kind, c in curves.items():
             fractions = c.fractions.tolist()
             for sample_id, probs in zip(data.ids, c.probs.tolist(), strict=True):
@@ -165,13 +198,28 @@ def score(config: dict, dataset: str, model_name: str, model: torch.nn.Module, m
 
     pixel_degenerate = constant_rows(pixel.flatten(1))
     protocol = evaluation["protocol"]
-    net, inputs, preprocess = spaces["pixel"]
-    inputs, options = protocols.setup(protocol, modality, "pixel", inputs, seed=config["seed"])
-    mu = evaluation["mu_fidelity"]
-    add("mu_fidelity", "pixel", "-", protocol, "-", pixel_degenerate, metrics.mu_fidelity(
-        net, inputs, y, pixel, grid=mu["grid"], subset=mu["subset"], samples=mu["samples"],
-        baseline=options["baseline"], seed=config["seed"], preprocess=preprocess,
-        postprocess=options["postprocess"], batch_size=evaluation["batch_size"]))
+    net, inputs, preprocess, _, options = setting(protocol, "pixel", "-")
+
+    def mu_fidelity(mu: dict) -> torch.Tensor:
+        return metrics.mu_fidelity(net, inputs, y, pixel, grid=mu["grid"], subset=mu["subset"], samples=mu["samples"],
+                                   blur=mu["blur"], baseline=options["baseline"], seed=config["seed"],
+                                   preprocess=preprocess, postprocess=options["postprocess"],
+                                   batch_size=evaluation["batch_size"])
+
+    mu = mu_fidelity(evaluation["mu_fidelity"])
+    add("mu_fidelity", "pixel", "-", protocol, "-", pixel_degenerate, mu)
+
+    reference = unequal_settings(config, method)
+    if reference is not None:  # Table 1's cell and mu-fidelity under the reference evaluators' unequal settings
+        cell_protocol, cell_domain, cell_ranking = plan[0]
+        if reference["steps"] != evaluation["steps"]:
+            net_c, inputs_c, preprocess_c, attribution_c, options_c = setting(*plan[0])
+            cell_curves = curves_of(net_c, inputs_c, preprocess_c, attribution_c, cell_domain, options_c,
+                                    reference["steps"])
+        add_areas(cell_curves, cell_domain, unequal(cell_protocol), cell_ranking)
+        if reference["mu_fidelity"] != evaluation["mu_fidelity"]:
+            mu = mu_fidelity(reference["mu_fidelity"])
+        add("mu_fidelity", "pixel", "-", unequal(protocol), "-", pixel_degenerate, mu)
 
     if "completeness" in attributions:  # |sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|
         c = attributions["completeness"]
@@ -206,10 +254,10 @@ def run(config: dict, dataset: str, model_path: Path, method: str, attributions_
     device = pick_device(config["device"])
     attributions = torch.load(attributions_path, map_location="cpu", weights_only=False)
     shard = int(Path(attributions_path).stem)
-    data = evaluated_shard(config, dataset, shard)
+    model = models.load(model_path).to(device).eval()
+    data, _ = model_inputs(config, dataset, model, shard)  # images: data.x in [0, 1]
     if data.ids != attributions["ids"]:
         raise ValueError(f"{attributions_path}: its sample ids do not match shard {shard} of {dataset}")
-    model = models.load(model_path).to(device).eval()
     model_name = Path(model_path).parent.name
     with torch.no_grad():
         scores, curves = score(config, dataset, model_name, model, method, data, attributions, device)

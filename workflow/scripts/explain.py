@@ -2,7 +2,8 @@
 
 Output (``torch.save``, atomic, with a ``.provenance.json`` sidecar) — a dict:
 
-- ``ids`` [n] sample ids, ``y`` [n] targets, ``seconds`` the attribution time;
+- ``ids`` [n] sample ids, ``y`` [n] targets, ``logit`` [n] the model's logit of the target on the explained
+  input, ``seconds`` the attribution time;
 - ``pixel``: the attribution in the model's input space, ``[n, *spatial]`` (channels summed): images and
   volumes pixels / voxels; audio the log-mel bins ``[n, mels, frames]`` of ``model.classifier``'s input;
 - ``wavelet``: per-band importance of the input's own wavelet coefficients, raw magnitudes (not normalised),
@@ -40,9 +41,9 @@ import torch
 import baselines
 from wam import WAM, transform
 from wam.audio import samples_to_frames
-from wam.utils import pick_device
+from wam.utils import chunks, pick_device
 from workflow.scripts import io, models, plugins
-from workflow.scripts.datasets import NDIM, evaluated_shard
+from workflow.scripts.datasets import NDIM, model_inputs
 
 
 def method_options(config: dict, method: str, modality: str) -> dict:
@@ -98,7 +99,8 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
     out = {}
     start = time.perf_counter()
     if spec["kind"] == "wam":
-        explainer = WAM(model, ndim=ndim, batch_size=batch_size, seed=config["seed"], **wavelet_cfg, **options)
+        explainer = WAM(model, ndim=ndim,
+                        **{"batch_size": batch_size, "seed": config["seed"], **wavelet_cfg, **options})
         expl = explainer(x, y)
         net, inputs = model, x
         total = sum(g.flatten(1).sum(1) for g in transform.bands(expl.grads))
@@ -111,7 +113,7 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
                    scale_shares_per_coefficient=expl.scale_shares(per_coefficient=True))
     else:
         net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
-        explainer = baselines.get(method, net, batch_size=batch_size, **options)
+        explainer = baselines.get(method, net, **{"batch_size": batch_size, **options})
         signed = explainer(inputs, y)
         pixel, total = signed.sum(1), signed.flatten(1).sum(1)
         if baselines.is_cam(method):
@@ -121,15 +123,15 @@ def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: 
         else:
             wavelet = wavelet_magnitudes(pixel, ndim, wavelet_cfg)
     seconds = time.perf_counter() - start
+    with torch.no_grad():
+        logit = torch.cat([net(inputs[s]) for s in chunks(len(inputs), batch_size)]).gather(1, y[:, None])[:, 0]
     x0 = explainer.path_baseline(inputs)
     if x0 is not None:
         out["completeness"] = completeness(net, inputs, x0, y, total)
     if getattr(explainer, "name", None) == "lrp":
-        with torch.no_grad():
-            logit = net(inputs).gather(1, y[:, None])[:, 0]
         out["conservation"] = {"relevance_sum": total.detach().cpu(), "logit": logit.cpu()}
     return {**out, "pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet],
-            "seconds": seconds}
+            "logit": logit.cpu(), "seconds": seconds}
 
 
 @torch.no_grad()
@@ -146,9 +148,9 @@ def run(config: dict, dataset: str, model_path: Path, method: str, shard: int, o
     plugins.load(config)  # the same plug-in methods as the DAG
     device = pick_device(config["device"])
     torch.manual_seed(config["seed"])
-    data = evaluated_shard(config, dataset, shard)
     model = models.load(model_path).to(device).eval()
-    x, y = data.x.to(device), data.y.to(device)
+    data, x = model_inputs(config, dataset, model, shard)
+    x, y = x.to(device), data.y.to(device)
     result = explain(config, dataset, model, method, x, y)
     result.update(ids=data.ids, y=data.y.cpu())
     with io.atomic_path(out) as tmp:

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from metrics.protocols import reference_ranking  # noqa: E402
 from wam import Explanation, transform, viz  # noqa: E402
 from workflow.scripts import io, models  # noqa: E402
-from workflow.scripts.datasets import NDIM, evaluated_shard  # noqa: E402
+from workflow.scripts.datasets import NDIM, model_inputs  # noqa: E402
 from workflow.scripts.evaluate import home_domain  # noqa: E402
 
 N_EXAMPLES = 2
@@ -59,9 +59,9 @@ def stored_explanation(config: dict, modality: str, attribution: dict, size: tup
 
 def examples(config: dict, dataset: str, model_name: str, out: Path) -> None:
     modality = config["datasets"][dataset]["modality"]
-    data = evaluated_shard(config, dataset, 0)
     results = Path("results") / config["name"]
     model = models.load(results / "models" / dataset / model_name / "model.pt").eval()
+    data, _ = model_inputs(config, dataset, model, 0)  # images in [0, 1]
     n = min(N_EXAMPLES, len(data))
     stored = {m: torch.load(results / "attributions" / dataset / model_name / m / "0.pt", weights_only=False)
               for m in config["methods"]}

@@ -24,11 +24,17 @@ training batch (``AUGMENT``: random circular time shifts for audio_resnet; seede
 Checkpoints (``save``/``load``): ``torch.save`` of ``{"name", "n_classes", "kwargs",
 "state_dict", "meta"}``, written atomically; ``load`` rebuilds the registry model (never
 downloading: ``pretrained`` is forced off) and loads the state dict.
+
+Image models carry their own preprocessing (:class:`ImagePreprocessing`: input size, interpolation, crop and
+normalisation, from timm's pretrained config), recorded in the checkpoint's ``meta["preprocessing"]`` by the
+train rule and read back by :func:`preprocessing`: images are decoded into [0, 1] with the model's own resize
+and crop, perturbed there, and normalised by the model's own statistics after (never by another model's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,7 @@ from torch import nn
 from workflow.scripts import io
 
 __all__ = ["available", "build", "save", "load", "data_config", "is_pretrained", "lr_scale",
-           "augment", "normalization", "Normalize", "spec"]
+           "augment", "ImagePreprocessing", "preprocessing", "Normalize", "spec"]
 
 _SPEC_ATTR = "_wam_bench_spec"
 TIMM_PREFIX = "timm:"
@@ -261,10 +267,60 @@ class Normalize(nn.Module):
         return x * self.std + self.mean
 
 
-def normalization(name: str) -> Normalize:
-    """The normalisation of image model ``name`` (its timm data config's ``mean`` and ``std``)."""
-    cfg = data_config(name)
-    return Normalize(tuple(cfg["mean"]), tuple(cfg["std"]))
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """How an image model sees a file: timm's data config (``input_size`` ``(3, H, W)``, ``interpolation``,
+    ``crop_pct``, ``crop_mode``) for the resize and crop into [0, 1], then ``(x - mean) / std``.
+
+    >>> pp = ImagePreprocessing.of("efficientnet_lite0")
+    >>> pp.input_size, pp.mean
+    ((3, 224, 224), (0.5, 0.5, 0.5))
+    """
+
+    input_size: tuple[int, int, int]
+    interpolation: str
+    crop_pct: float
+    crop_mode: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, name: str) -> ImagePreprocessing:
+        """The preprocessing of registry or timm model ``name`` (its pretrained config; nothing downloaded)."""
+        cfg = data_config(name)
+        return cls(tuple(cfg["input_size"]), str(cfg["interpolation"]), float(cfg["crop_pct"]),
+                   str(cfg.get("crop_mode", "center")), tuple(float(v) for v in cfg["mean"]),
+                   tuple(float(v) for v in cfg["std"]))
+
+    @classmethod
+    def from_dict(cls, record: dict) -> ImagePreprocessing:
+        return cls(**{**record, "input_size": tuple(record["input_size"]), "mean": tuple(record["mean"]),
+                      "std": tuple(record["std"])})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def transform(self) -> Callable:
+        """PIL image -> ``[3, H, W]`` float in [0, 1]: timm's eval transform without its normalisation."""
+        from timm.data import create_transform
+
+        return create_transform(input_size=self.input_size, interpolation=self.interpolation, crop_pct=self.crop_pct,
+                                crop_mode=self.crop_mode, mean=(0.0,) * 3, std=(1.0,) * 3, is_training=False)
+
+    def normalize(self) -> Normalize:
+        return Normalize(self.mean, self.std)
+
+
+def preprocessing(model: nn.Module | str) -> ImagePreprocessing:
+    """The preprocessing of an image model: the one its checkpoint recorded (``meta["preprocessing"]``, written by
+    the train rule), else its registry or timm name's pretrained config."""
+    record = getattr(model, "meta", {}).get("preprocessing") if isinstance(model, nn.Module) else None
+    if record:
+        return ImagePreprocessing.from_dict(record)
+    name = model if isinstance(model, str) else (spec(model) or {}).get("name")
+    if name is None:
+        raise ValueError("model: not built by workflow.scripts.models.build and no recorded preprocessing")
+    return ImagePreprocessing.of(name)
 
 
 def data_config(name: str) -> dict:

@@ -69,15 +69,15 @@ def images_dataset(config: dict) -> tuple[str, str]:
     raise ValueError("perturbation: the configuration has no data set of modality 'images'")
 
 
-def load_images(config: dict, dataset: str) -> datasets.Split:
-    """The first ``perturbation.n_images`` evaluated inputs of ``dataset`` (``null``: all of them)."""
-    cfg = {**config["datasets"][dataset], "seed": config["seed"]}
-    split = datasets.load(cfg, "test", Path(config["resources"]), key=dataset)
-    n = config["perturbation"]["n_images"] or len(split)
-    if n > len(split):
-        raise ValueError(f"perturbation.n_images: {n} > the {len(split)} evaluated inputs of {dataset} "
+def load_images(config: dict, dataset: str, model: torch.nn.Module) -> datasets.Split:
+    """The first ``perturbation.n_images`` evaluated inputs of ``dataset`` (``null``: all of them), as ``model``
+    sees them (its own preprocessing and normalisation)."""
+    data, x = datasets.model_inputs({**config, "shards": 1}, dataset, model, 0)
+    n = config["perturbation"]["n_images"] or len(data)
+    if n > len(data):
+        raise ValueError(f"perturbation.n_images: {n} > the {len(data)} evaluated inputs of {dataset} "
                          f"(datasets.{dataset}.n_inputs)")
-    return datasets.Split(split.x[:n], split.y[:n], split.ids[:n], split.n_classes, split.class_names)
+    return datasets.Split(x[:n], data.y[:n], data.ids[:n], data.n_classes, data.class_names)
 
 
 def _normalised(values: torch.Tensor) -> torch.Tensor:
@@ -98,8 +98,8 @@ def wam_ig_levels(config: dict, model: torch.nn.Module, x: torch.Tensor, y: torc
 def optimise(config: dict, dataset: str, model_path: Path, rows_path: Path, examples_path: Path) -> None:
     spec = config["perturbation"]
     device = pick_device(config["device"])
-    data = load_images(config, dataset)
     model = models.load(model_path).to(device).eval()
+    data = load_images(config, dataset, model)
     alphas = [float(a) for a in spec["alphas"]]
     names = transform.level_names(config["wavelet"]["images"]["levels"])
     # images per call: the fewest whose rows (images x alphas) fill whole chunks of batch_size (bounded memory)

@@ -1,21 +1,30 @@
-"""Preflight: check, in seconds, that every data set and model of a configuration can be had, before hours of work.
+"""Preflight: check, in seconds, everything a configuration's run will read, before any other job.
 
-One line per problem, each naming the config key and the fix; the run stops when there is any. Checked:
+Every problem is reported at once, one line each, naming the config key, the file and the fix; the run stops
+when there is any. Checked:
 
-- ImageNet (``source: imagenet``): the folder, its layout (class folders, or flat ``ILSVRC2012_val_%08d``
-  files with the devkit ``labels``), every file's label, and one image decoded;
-- ESC-50: an extracted folder (``datasets.<key>.path``, or an earlier download under ``resources/``) is
-  validated (``meta/esc50.csv``, clip count, folds, every clip present, a clip's rate and length); otherwise
-  the download address must be reachable;
-- MedMNIST: a present ``.npz`` is validated (keys, shapes, dtypes, label range); otherwise the download
-  address must be reachable;
+- ImageNet (``source: imagenet``): the folder is indexed without decoding it (class folders, or flat
+  ``ILSVRC2012_val_%08d`` files with the devkit ``labels``, every file's label); loose image files beside the class
+  folders, folders that are not wnids and a devkit inside the folder each get their own message; every image file
+  opens (its header and size are read: a zero-byte or non-image file anywhere is named), and every file of the
+  evaluated subset decodes in full;
+- ESC-50: an extracted folder (``datasets.<key>.path``, or an earlier download under ``resources/``) is validated:
+  ``meta/esc50.csv``, its columns and clip count, folds, every row's ``fold`` and ``target`` against its file name,
+  every clip present, and every clip's rate, length and channels; otherwise the download must be reachable;
+- MedMNIST: a present ``.npz`` is validated (keys, shapes (a channel axis named as one), dtype, finiteness (a NaN
+  named as a NaN), label range); otherwise the download must be reachable;
 - offline sets: Debian's ``sound-theme-freedesktop`` for the audio stand-in;
+- ``n_inputs`` against the inputs available in each test split, and ``shards`` against ``n_inputs``;
+- every method: its name against the registry (plug-ins included), each option (and ``per_modality`` option)
+  against the method's signature;
 - models: a known name; pretrained timm weights in the Hugging Face cache, or downloadable (``HF_HUB_OFFLINE``
   respected); the offline EfficientNet-Lite0 weights package;
 - the ``robustness`` experiment's section (training kinds, attack, checkpoint paths), when present;
 - free disk space under ``resources/`` for what will be downloaded;
 - whether a GPU is present, and when none is, an estimate of the run time on this CPU (a count of forward
   passes from the configuration times one measured forward pass per model), for information.
+
+File checks run on the machine's cores in parallel (threads: the decoders release the GIL).
 
 CLI: ``python -m workflow.scripts.preflight --config results/NAME/config.json [--out preflight.json]``; exit
 status 1 with the problems on standard error when there are any.
@@ -24,19 +33,28 @@ status 1 with the problems on standard error when there are any.
 from __future__ import annotations
 
 import argparse
+import difflib
+import inspect
 import os
 import shutil
 import socket
 import sys
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from workflow.scripts import datasets, io
+from workflow.scripts import datasets, io, plugins
 
 # Disk needed under resources/ by a download, bytes (ESC-50: the 646 MB archive and its extracted copy).
 DOWNLOAD_BYTES = {"esc50": 1_600_000_000, "medmnist": 300_000_000}
 TEST_SPLIT = {"esc50": 400}  # clips of one ESC-50 fold
+# Test-split sizes of the offline sets, which prepare_data writes after the preflight.
+OFFLINE_TEST = {"images": len(datasets.SKIMAGE_PHOTOS) + len(datasets.SKLEARN_PHOTOS),
+                "audio": len(datasets.AUDIO_CLIPS) * datasets.AUDIO_CLIPS_PER_FOLD,
+                "volumes": datasets.VOLUME_SPLIT_SIZES["test"]}
+LISTED = 10  # files named per problem kind; the rest are counted
+WAM_SET_BY_WORKFLOW = ("self", "model", "ndim", "preprocess", "progress")  # arguments the workflow gives WAM itself
 
 
 def reachable(url: str, timeout: float = 3.0) -> str | None:
@@ -49,50 +67,138 @@ def reachable(url: str, timeout: float = 3.0) -> str | None:
         return f"{parts.hostname} unreachable ({type(e).__name__}: {e})"
 
 
-def check_dataset(key: str, cfg: dict, resources: Path) -> tuple[list[str], int]:
-    """Problems of data set ``key`` and the bytes it will download."""
+def check_dataset(key: str, cfg: dict, resources: Path) -> tuple[list[str], int, int | None, list[str]]:
+    """Problems of data set ``key``, the bytes it will download, the size of its test split (``None`` when it
+    cannot be known yet) and notes for the report."""
     cfg = {**cfg, "_key": key}
     try:
         modality, source = datasets._modality_source(cfg)
         folder = datasets.dataset_folder(cfg, resources)
     except ValueError as e:
-        return [str(e)], 0
+        return [str(e)], 0, None, []
     if source == "imagenet":
-        return check_imagenet(cfg), 0
+        return _imagenet(cfg)
     if source == "offline":
         if modality == "audio" and not datasets.FREEDESKTOP_SOUNDS.is_dir():
             return [f"datasets.{key}: the offline audio set is built from {datasets.FREEDESKTOP_SOUNDS}: install "
-                    "Debian's sound-theme-freedesktop (`apt-get install sound-theme-freedesktop`, or `make run`)"], 0
-        return [], 0
+                    "Debian's sound-theme-freedesktop (`apt-get install sound-theme-freedesktop`, or `make run`)"], \
+                0, None, []
+        return [], 0, OFFLINE_TEST[modality], []
     if source == "esc50":
         if cfg.get("path") or (folder / "manifest.json").is_file():
-            return datasets.check_esc50(cfg, folder), 0
+            problems = datasets.check_esc50(cfg, folder, every_clip=True)
+            try:
+                available = len(datasets._esc50_rows(cfg, resources, "test"))
+            except ValueError:
+                available = None
+            return problems, 0, available, []
         reason = reachable(datasets.ESC50_URL)
         fix = (f"download {datasets.ESC50_URL} elsewhere, extract it and set datasets.{key}.path to the "
                "extracted ESC-50-master folder")
         return ([f"datasets.{key}: ESC-50 is not under {folder} and cannot be downloaded ({reason}): {fix}"]
-                if reason else []), DOWNLOAD_BYTES["esc50"]
+                if reason else []), DOWNLOAD_BYTES["esc50"], TEST_SPLIT["esc50"], []
     target = datasets._volume_file(cfg, resources)
     if target.is_file():
-        return datasets.check_volumes(cfg, target), 0
+        problems = datasets.check_volumes(cfg, target)
+        try:
+            available = len(io.load_npz(target, ["test_labels"])["test_labels"])
+        except ValueError:
+            available = None
+        return problems, 0, available, []
     try:
         url, _ = datasets.medmnist_url(cfg)
     except ValueError as e:
-        return [str(e)], 0
+        return [str(e)], 0, None, []
     reason = reachable(url)
     return ([f"datasets.{key}: {target} is missing and cannot be downloaded from {url} ({reason}): copy the "
-             "MedMNIST file there"] if reason else []), DOWNLOAD_BYTES["medmnist"]
+             "MedMNIST file there"] if reason else []), DOWNLOAD_BYTES["medmnist"], None, []
 
 
-def check_imagenet(cfg: dict) -> list[str]:
+def _imagenet(cfg: dict) -> tuple[list[str], int, int | None, list[str]]:
+    """An ImageNet folder: the index's problems, every file's header, the evaluated subset decoded in full."""
+    index, problems = datasets.index_images(cfg)
+    if index is None:
+        return problems, 0, None, []
+    key = f"datasets.{cfg['_key']}.path"
+    notes = [f"  {key}: {len(index.files)} images indexed"]
+    if index.ignored:
+        notes.append(f"  {key}: {len(index.ignored)} other file(s) ignored (never read), e.g. {index.ignored[0]}")
+    unreadable = failing_images(key, index.files, full=False, what="cannot be opened", problems=problems)
     try:
-        files, _ = datasets._imagenet_index(cfg)  # the layout and every file's label
-        datasets.load_images(files[:1], {"input_size": (3, 32, 32), "interpolation": "bilinear",
-                                          "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "crop_pct": 1.0,
-                                          "crop_mode": "center"})
-    except ValueError as e:
-        return [str(e) if str(e).startswith("datasets.") else f"datasets.{cfg['_key']}.path: {e}"]
-    return []
+        subset = [index.files[i] for i in datasets.evaluated_indices(cfg, index.labels)]
+    except ValueError:  # n_inputs above what is there: reported with the counts
+        subset = []
+    failing_images(key, [f for f in subset if f not in unreadable], full=True,
+                   what="of the evaluated subset do not decode", problems=problems)
+    return problems, 0, len(index.files), notes
+
+
+def failing_images(key: str, files: list[Path], full: bool, what: str, problems: list[str]) -> set[Path]:
+    """The image ``files`` that fail to open (``full``: to decode), checked in parallel threads; one problem naming
+    them is appended to ``problems``."""
+    def error(path: Path) -> str | None:
+        try:
+            datasets.open_image(path, full=full)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        failures = {f: m for f, m in zip(files, pool.map(error, files, chunksize=64), strict=True) if m is not None}
+    if failures:
+        messages = list(failures.values())
+        shown = "; ".join(messages[:LISTED]) + (f"; and {len(messages) - LISTED} more" if len(messages) > LISTED
+                                                else "")
+        problems.append(f"{key}: {len(failures)} image file(s) {what}: {shown}; replace or remove them")
+    return set(failures)
+
+
+def count_problems(key: str, cfg: dict, available: int | None) -> tuple[list[str], int | None]:
+    """``n_inputs`` against the test split's ``available`` inputs: ``(problems, evaluated inputs)``."""
+    n = cfg.get("n_inputs")
+    if available is not None and n and int(n) > available:
+        return [f"datasets.{key}.n_inputs: {n} > the {available} inputs available in its test split; lower it to at "
+                f"most {available}"], available
+    return [], min(int(n), available) if n and available is not None else (int(n) if n else available)
+
+
+def shard_problems(shards: int, evaluated: dict[str, int | None]) -> list[str]:
+    """``shards`` against every data set's evaluated inputs (one line naming those with too few)."""
+    short = {key: n for key, n in evaluated.items() if n is not None and shards > n}
+    if not short:
+        return []
+    named = ", ".join(f"datasets.{key} ({n})" for key, n in short.items())
+    return [f"shards: {shards} > the evaluated inputs of {named} (datasets.<key>.n_inputs): every shard needs one "
+            f"input at least; lower shards to at most {min(short.values())}"]
+
+
+def method_problems(config: dict) -> list[str]:
+    """Every method name against the registry (plug-ins loaded) and every option against its signature."""
+    import baselines
+    from baselines import registry
+    from wam import WAM
+
+    problems = []
+    for name, spec in config["methods"].items():
+        where = f"methods.{name}"
+        if spec["kind"] == "wam":
+            accepted = [p for p in inspect.signature(WAM.__init__).parameters if p not in WAM_SET_BY_WORKFLOW]
+        else:
+            try:
+                cls = registry.method_class(name)
+            except ValueError:
+                close = difflib.get_close_matches(name, baselines.available(), n=1)
+                problems.append(f"{where}: unknown baseline {name!r}"
+                                + (f" (did you mean {close[0]!r}?)" if close else "")
+                                + f"; available: {', '.join(baselines.available())} (or a plug-in: `plugins:`)")
+                continue
+            accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model")]
+        groups = [(f"{where}.options", spec.get("options") or {})]
+        groups += [(f"{where}.per_modality.{m}", o or {}) for m, o in (spec.get("per_modality") or {}).items()]
+        for prefix, options in groups:
+            problems += [f"{prefix}.{option}: unknown option; accepted: {', '.join(accepted)}"
+                         for option in options if option not in accepted]
+    return problems
 
 
 def check_model(key: str, name: str) -> list[str]:
@@ -200,14 +306,21 @@ def run(config: dict) -> tuple[list[str], list[str]]:
 
     resources = Path(config["resources"])
     problems, report, download = [], [], 0
+    evaluated = {}
     for key, cfg in config["datasets"].items():
-        found, size = check_dataset(key, cfg, resources)
+        found, size, available, notes = check_dataset(key, cfg, resources)
+        counted, evaluated[key] = count_problems(key, cfg, available)
+        found += counted
         problems += found
         download += size
         for name in cfg["models"]:
             problems += check_model(key, name)
         report.append(f"datasets.{key}: {cfg['source']} {cfg['modality']}, models {cfg['models']}: "
                       + ("ok" if not found else "PROBLEM"))
+        report += notes
+    problems += shard_problems(config["shards"], evaluated)
+    plugins.load(config)  # the plug-ins' methods are checked like the built-in ones
+    problems += method_problems(config)
     if "robustness" in config:  # the experiment's models: kinds, attack, checkpoint files (its own checks)
         from workflow.scripts import robustness
 

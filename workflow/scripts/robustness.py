@@ -172,12 +172,12 @@ def evaluation_data(config: dict) -> tuple[datasets.Split, datasets.Split]:
         n = rb["n_inputs"] or len(test)
         idx = datasets.balanced_subset(test.y, int(n), config["seed"])
         return test, datasets.take(test, idx)
-    spec = {**config["datasets"][rb["data"]], "models": [IMAGE_PREPROCESSING], "seed": config["seed"]}
+    spec = {**config["datasets"][rb["data"]], "seed": config["seed"]}
     if rb["n_inputs"]:
         spec["n_inputs"] = rb["n_inputs"]
-    split = datasets.load(spec, "test", resources, key=rb["data"])
-    x = models.normalization(IMAGE_PREPROCESSING).inverse(split.x).clamp(0, 1)  # the models normalise themselves
-    split = datasets.Split(x, split.y, split.ids, split.n_classes, split.class_names)
+    # in [0, 1]: the models normalise themselves
+    split = datasets.load(spec, "test", resources, key=rb["data"],
+                          preprocessing=models.ImagePreprocessing.of(IMAGE_PREPROCESSING))
     return split, split
 
 

@@ -24,6 +24,7 @@ CSV files are written with fixed float formatting: two runs give byte-identical 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import pandas as pd
 
 from metrics.protocols import reference_ranking
 from workflow.scripts import io
-from workflow.scripts.evaluate import home_domain, other_protocol, same_domain_ranking
+from workflow.scripts.evaluate import home_domain, other_protocol, same_domain_ranking, unequal
 
 METRICS = ("insertion", "deletion", "faithfulness")
 HIGHER_IS_BETTER = {"insertion": True, "deletion": False, "faithfulness": True}
@@ -321,6 +322,63 @@ def lrp_conservation_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + f"\n\n{caption}\n"
 
 
+SENSITIVITY_METRICS = (*METRICS, "mu_fidelity")
+
+
+def protocol_sensitivity(scores: pd.DataFrame, config: dict, protocol: str) -> pd.DataFrame:
+    """Table 1's cells (first model of each modality, paper AUC) and mu-fidelity under the equal settings and under
+    the reference evaluators' unequal ones (scores of protocol ``{protocol}_unequal``): per (data set, model,
+    method, metric) the two means, their difference, and the method's rank among the methods under each (1 =
+    best; deletion: lowest); per (data set, model, metric) ``kendall_tau`` between the two rankings."""
+    from scipy.stats import kendalltau
+
+    def means(which: str) -> pd.DataFrame:
+        cells = table1_scores(scores, config, which)
+        firsts = set(zip(cells["dataset"], cells["model"], strict=True))
+        mu = scores[(scores["metric"] == "mu_fidelity") & (scores["protocol"] == which)]
+        mu = mu[[(d, m) in firsts for d, m in zip(mu["dataset"], mu["model"], strict=True)]]
+        both = pd.concat([cells, mu])
+        return both.groupby(["dataset", "model", "method", "metric"])["value"].mean().rename(which)
+
+    table = pd.concat([means(protocol), means(unequal(protocol))], axis=1).dropna().reset_index()
+    if table.empty:
+        return table
+    table = table.rename(columns={protocol: "equal", unequal(protocol): "unequal"})
+    table["difference"] = table["unequal"] - table["equal"]
+    table["label"] = table["method"].map({m: s["label"] for m, s in config["methods"].items()})
+    group = table.groupby(["dataset", "model", "metric"])
+    for setting in ("equal", "unequal"):
+        table[f"rank_{setting}"] = group[setting].rank(ascending=False, method="min").astype(int)
+        deletion = table["metric"] == "deletion"
+        table.loc[deletion, f"rank_{setting}"] = group[setting].rank(ascending=True, method="min")[deletion].astype(
+            int)
+    tau = {key: (kendalltau(part["equal"], part["unequal"]).statistic if len(part) > 1 else float("nan"))
+           for key, part in group}
+    table["kendall_tau"] = [tau[k] for k in zip(table["dataset"], table["model"], table["metric"], strict=True)]
+    order = {**{m: i for i, m in enumerate(config["methods"])}, **{m: i for i, m in enumerate(SENSITIVITY_METRICS)}}
+    return table.sort_values(["dataset", "model", "metric", "method"], kind="stable",
+                             key=lambda s: s.map(order) if s.name in ("method", "metric") else s
+                             ).reset_index(drop=True)
+
+
+def protocol_sensitivity_markdown(table: pd.DataFrame, config: dict) -> str:
+    if table.empty:
+        return "(no values: evaluation.protocol_sensitivity is not set)\n"
+    cells = table.assign(cell=table.apply(lambda r: f"{r['equal']:.3f} -> {r['unequal']:.3f} "
+                                                    f"(#{r['rank_equal']} -> #{r['rank_unequal']})", axis=1))
+    taus = table.drop_duplicates(["dataset", "model", "metric"])
+    flips = "; ".join(f"{r.dataset} / {r.model} {r.metric}: tau = {r.kendall_tau:+.2f}" for r in taus.itertuples())
+    evaluation = config["evaluation"]
+    sensitivity = evaluation["protocol_sensitivity"]
+    caption = (f"Table 1's cells and mu-fidelity under the equal settings of this configuration (every method "
+               f"{evaluation['steps']} insertion / deletion steps, {evaluation['mu_fidelity']['samples']} mu-fidelity "
+               f"samples) -> under the reference evaluators' unequal ones (WAM: "
+               f"{json.dumps(sensitivity.get('wam', {}))}; baselines: {json.dumps(sensitivity.get('baseline', {}))}), "
+               f"each with the method's rank among the methods (#1 best; deletion: lowest best). Kendall tau between "
+               f"the two rankings (1: the same order): {flips}.")
+    return markdown(cells, "label", ["dataset", "model", "metric"]) + f"\n{caption}\n"
+
+
 SCALE_QUANTITIES = {"scale_share": "share", "scale_share_per_coefficient": "share per coefficient"}
 
 
@@ -413,6 +471,8 @@ def run(config: dict, score_files: list[Path], published_path: Path, out: Path) 
             r"(@.*)$", expand=False).fillna(""), cell=summary.apply(cell, axis=1) if len(summary) else [])
         md = markdown(summary, "label", ["dataset", "model"]) if len(summary) else "(no values)\n"
         write(summary.drop(columns="cell"), md, tables, name)
+    sensitivity = protocol_sensitivity(scores, config, protocol)
+    write(sensitivity, protocol_sensitivity_markdown(sensitivity, config), tables, "protocol_sensitivity")
     conservation = lrp_conservation(scores, label)
     write(conservation, lrp_conservation_markdown(conservation), tables, "lrp_conservation")
     shares = scale_shares(scores, label, resamples, seed)

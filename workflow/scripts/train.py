@@ -5,6 +5,11 @@ Outputs in ``out_dir`` (both written atomically): ``model.pt`` (``models.save`` 
 ``n_inputs`` subset, CLI only), ``val_accuracy``, ``train_accuracy``, ``epochs`` (run; 0 = not
 trained), ``best_epoch``, ``seconds``, ``seed``, split sizes, the training config and provenance.
 
+A pretrained image model is not trained: its top-1 accuracy over the whole image folder is measured by streaming
+the files through a ``DataLoader`` (:func:`image_accuracy`: one batch decoded at a time, so memory does not grow
+with the folder), and its preprocessing (:class:`workflow.scripts.models.ImagePreprocessing`) is recorded in the
+checkpoint's ``meta["preprocessing"]``, which every later stage reads.
+
 CLI (run from the repository root)::
 
     python -m workflow.scripts.train --config CONFIG.yaml --key audio --model audio_resnet \\
@@ -59,6 +64,23 @@ def accuracy(model: nn.Module, split: datasets.Split, batch_size: int = 16) -> f
     if len(split) == 0:
         return float("nan")
     return (predict(model, split.x, batch_size) == split.y).float().mean().item()
+
+
+@torch.no_grad()
+def image_accuracy(model: nn.Module, index: datasets.ImageIndex, preprocessing: models.ImagePreprocessing,
+                   batch_size: int = 32, workers: int = 0, progress: bool = True) -> float:
+    """Top-1 accuracy of ``model`` over every file of ``index``, decoded ``batch_size`` at a time by a
+    ``DataLoader`` with ``workers`` processes (the job's threads) with the model's own ``preprocessing`` and
+    normalisation; a file that cannot be decoded stops it with a ``ValueError`` naming the file."""
+    loader = torch.utils.data.DataLoader(datasets.ImageFiles(index.files, index.labels, preprocessing),
+                                         batch_size=batch_size, num_workers=workers)
+    normalize = preprocessing.normalize()
+    device = next(model.parameters()).device
+    model.eval()
+    correct = 0
+    for x, y in tqdm(loader, desc="top-1 over the image folder", unit="batch", disable=not progress):
+        correct += int((model(normalize(x).to(device)).argmax(1).cpu() == y).sum())
+    return correct / max(1, len(index))
 
 
 def _seed_everything(seed: int) -> None:
@@ -170,15 +192,12 @@ def _train(model: nn.Module, train_split: datasets.Split, val_split: datasets.Sp
     return metrics
 
 
-def score_pretrained(model: nn.Module, test_split: datasets.Split, out_dir: Path,
+def score_pretrained(model: nn.Module, test_accuracy: float, n_test: int, out_dir: Path, seconds: float,
                      seed: int = 42, meta: dict | None = None) -> dict:
-    """The "no training" path: same outputs as ``train`` with ``epochs`` 0 and ``test_accuracy``
-    measured against the stored targets."""
-    start = time.perf_counter()
+    """The "no training" path: same outputs as ``train`` with ``epochs`` 0 and the measured ``test_accuracy``."""
     model.eval()
-    metrics = {"test_accuracy": accuracy(model, test_split), "epochs": 0, "best_epoch": 0,
-               "seed": seed, "n_train": 0, "n_val": 0, "n_test": len(test_split), **(meta or {})}
-    metrics["seconds"] = time.perf_counter() - start
+    metrics = {"test_accuracy": test_accuracy, "epochs": 0, "best_epoch": 0, "seed": seed, "n_train": 0,
+               "n_val": 0, "n_test": n_test, "seconds": seconds, **(meta or {})}
     _write_outputs(model, metrics, Path(out_dir))
     return metrics
 
@@ -219,14 +238,28 @@ def main(argv: list[str] | None = None) -> dict:
     training = _training_cfg(training)
 
     datasets.prepare(key, section, args.resources)
-    test_all = datasets.load(section, "test", args.resources, subset=False)
-    evaluated = datasets.load(section, "test", args.resources)
-    meta = {"dataset": key, "model": args.model, "class_names": list(test_all.class_names)}
     torch.manual_seed(training["seed"])
-    model = models.build(args.model, test_all.n_classes)
-    if models.is_pretrained(args.model):
-        metrics = score_pretrained(model, test_all, args.out, training["seed"], meta)
+    if section["modality"] == "images":
+        if not models.is_pretrained(args.model):
+            raise ValueError(f"datasets.{key}.models ({args.model}): image models are pretrained (the images have "
+                             "only a test split); give a timm name (timm:<name>) or efficientnet_lite0")
+        preprocessing = models.ImagePreprocessing.of(args.model)
+        index = datasets.image_folder(section, args.resources)
+        meta = {"dataset": key, "model": args.model, "class_names": datasets.imagenet_names(),
+                "preprocessing": preprocessing.as_dict()}
+        model = models.build(args.model, 1000)
+        start = time.perf_counter()
+        workers = training["threads"] if training["threads"] > 1 else 0  # decoding processes: the job's threads
+        top1 = image_accuracy(model, index, preprocessing, workers=workers)
+        metrics = score_pretrained(model, top1, len(index), args.out, time.perf_counter() - start,
+                                   training["seed"], meta)
+        evaluated = datasets.load(section, "test", args.resources, preprocessing=preprocessing)
+        evaluated.x = preprocessing.normalize()(evaluated.x)
     else:
+        test_all = datasets.load(section, "test", args.resources, subset=False)
+        evaluated = datasets.load(section, "test", args.resources)
+        meta = {"dataset": key, "model": args.model, "class_names": list(test_all.class_names)}
+        model = models.build(args.model, test_all.n_classes)
         train_split = datasets.load(section, "train", args.resources)
         val_split = datasets.load(section, "val", args.resources)
         metrics = train(model, train_split, val_split, test_all, training, args.out, meta)
