@@ -130,7 +130,7 @@ def _named(argument: str, error: Exception) -> ValueError:
 
 def load_image(path: Path, model: Model) -> torch.Tensor:
     """``[1, 3, H, W]``: the benchmark's preprocessing (timm eval transform of the model's data config)."""
-    from workflow.scripts import datasets, models
+    from workflow.scripts import datasets
 
     preprocessing = image_preprocessing(model)
     try:
