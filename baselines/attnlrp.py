@@ -18,6 +18,11 @@ rewriting the torch calls of each attention block's and layer norm's own forward
   dense layers epsilon (Eq. 8), residual sums zennit ``Sum`` with the Norm rule (Eq. 8 on an addition), timm's
   layer scales Pass, the patch embedding (the first layer) Flat.
 
+Measured ``sum(R) / f_y(x)`` (random-weight models, 3 inputs each; min to max): timm ViT-Tiny/16 at 224 on
+photographs 0.40 to 0.44 (``"vit"``: 0.81 to 1.02), Swin-Tiny 0.64 to 0.72 (``"vit"``: 1.00), monai's 3D ViT
+0.18 to 0.38: with near-uniform attention the softmax logits ``x`` are small, and so is what the softmax rule
+passes on of the half of each attention product's relevance that the product rule gives the weights.
+
 lxt 2.1's ``lxt.efficient`` and ``lxt.explicit.core`` import ``transformers`` (for the language models they
 patch), which this project does not install; ``lxt.explicit.functional`` and ``lxt.explicit.rules``, used
 here, import torch alone. Install: ``pip install --no-deps lxt==2.1`` (the extra ``attnlrp``).

@@ -28,7 +28,9 @@ except the epsilon rule of the dense layers, which gives each bias ``b_j`` its s
 classifier's bias; zennit's ``EpsilonPlusFlat`` keeps 0.0003 to 0.0008 there: a merged batch norm's positive bias
 takes its share of each z+ denominator, and 70 % of the positive outputs of the last depthwise convolution have
 no positive contribution at all, 24 % of its 3x3 kernels having no positive weight). On a transformer every
-dense layer has a bias, and the attention rules decide the rest (see the canonizers).
+dense layer and layer norm has a bias, the class token and position embedding are constants, and the attention
+rule decides the rest: conservative propagation (``"vit"``) conserves, AttnLRP's softmax rule does not
+(:mod:`baselines.attnlrp`).
 
 Canonizers (``canonizer=``) per model family; ``"auto"`` (default) takes the family's own
 (:func:`architecture`, :func:`auto_canonizer`). What was used is kept on the explainer (``family``,
