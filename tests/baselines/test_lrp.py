@@ -10,7 +10,7 @@ from captum.attr import InputXGradient
 from torch import nn
 
 import baselines
-from baselines.lrp import LRP, architecture
+from baselines.lrp import LRP, architecture, auto_canonizer
 from workflow.scripts import models
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -60,22 +60,25 @@ def _registry_case(name: str):
     return models.build(name, 3), torch.rand(2, 1, 28, 28, 28, generator=gen)
 
 
-REGISTRY = {"audio_resnet": "resnet", "efficientnet_lite0": "resnet", "timm:resnet18": "resnet",
-            "timm:efficientnet_b0": "resnet", "resnet3d": "resnet", "vit3d": "vit"}
+REGISTRY = {"audio_resnet": "resnet", "efficientnet_lite0": "efficientnet", "timm:resnet18": "resnet",
+            "timm:efficientnet_b0": "efficientnet", "resnet3d": "resnet", "vit3d": "transformer"}
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_registry_model_canonizes_exactly_and_conserves_when_bias_free(name):
     """The canonized model (batch norms merged, residual sums, attention products and squeeze-and-excitation
     gates as modules, layer norms with a constant scale) computes the same logits; with every bias (and the ViT's
-    class token) zeroed, the epsilon rule conserves the logit: no relevance leaks at any canonized layer."""
+    class token) zeroed, the epsilon rule conserves the logit: no relevance leaks at any canonized layer (the ViT
+    with conservative propagation, ``canonizer="vit"``: AttnLRP's softmax rule does not conserve)."""
     net, x = _registry_case(name)
     y = torch.tensor([1, 2])
     explain = baselines.get("lrp", net)
-    assert explain.canonizer_name == REGISTRY[name] == architecture(net)
+    assert explain.family == REGISTRY[name] == architecture(net)
+    assert explain.canonizer_name == auto_canonizer(REGISTRY[name])
     composite = explain.make_composite(x)
-    with composite.context(net) as canonized:
-        torch.testing.assert_close(logit(canonized, x, y), logit(net, x, y), rtol=1e-5, atol=1e-5)
+    with composite.context(net) as canonized:  # an input that requires a gradient: the canonizers rewrite
+        torch.testing.assert_close(canonized(x.clone().requires_grad_(True)).gather(1, y[:, None])[:, 0].detach(),
+                                   logit(net, x, y), rtol=1e-5, atol=1e-5)
     relevance = explain(x, y)
     assert relevance.shape == x.shape and torch.isfinite(relevance).all() and relevance.abs().sum() > 0
     with torch.no_grad():
@@ -85,7 +88,8 @@ def test_every_registry_model_canonizes_exactly_and_conserves_when_bias_free(nam
         for m in net.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.running_mean.zero_()  # a batch norm's shift is a bias too
-    relevance = baselines.get("lrp", net, composite="epsilon", epsilon=1e-9)(x, y)
+    canonizer = "vit" if REGISTRY[name] == "transformer" else "auto"
+    relevance = baselines.get("lrp", net, composite="epsilon", epsilon=1e-9, canonizer=canonizer)(x, y)
     torch.testing.assert_close(relevance.flatten(1).sum(1), logit(net, x, y), rtol=1e-4, atol=1e-4)
 
 
@@ -111,7 +115,8 @@ def test_a_layer_without_a_rule_is_named_not_passed_as_the_gradient():
     assert torch.isfinite(a).all()
 
 
-@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon"])
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat_conserving", "epsilon_plus_flat", "epsilon_gamma_box",
+                                       "epsilon"])
 def test_output_does_not_depend_on_batch_size_or_the_rest_of_the_batch(composite, image_model, image_batch):
     x, y = image_batch
     ref = baselines.get("lrp", image_model, composite=composite)(x, y)
@@ -131,7 +136,7 @@ def test_epsilon_gamma_box_bounds_from_the_input_or_the_options(image_model, ima
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"composite": "alpha_beta"}, "composite: expected one of epsilon_plus_flat"),
+    ({"composite": "alpha_beta"}, "composite: expected one of epsilon_plus_flat_conserving, epsilon_plus_flat"),
     ({"epsilon": -1.0}, "epsilon: expected a number >= 0"),
     ({"canonizer": "densenet"}, "canonizer: expected one of auto"),
     ({"canonizer": ["merge"]}, "canonizer: expected zennit Canonizer"),
@@ -140,3 +145,4 @@ def test_epsilon_gamma_box_bounds_from_the_input_or_the_options(image_model, ima
 def test_bad_options_name_the_argument(kwargs, match, image_model):
     with pytest.raises(ValueError, match=match):
         LRP(image_model, **kwargs)
+
