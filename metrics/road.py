@@ -138,8 +138,14 @@ def neighbours(grids: tuple[tuple[int, ...], ...], kind: str = "road") -> Neighb
     """The :class:`Neighbours` of ``grids`` (shapes, all of one dimensionality) for stencil ``kind``; cached.
 
     >>> nb = neighbours(((3,), (2,)), "road")
-    >>> nb.weights.toarray().tolist()
-    [[0.0, 0.5, 0.0, 0.0, 0.0], [0.5, 0.0, 0.5, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.5], [0.0, 0.0, 0.0, 0.5, 0.0]]
+    >>> nb.weights.toarray()
+    array([[0. , 0.5, 0. , 0. , 0. ],
+           [0.5, 0. , 0.5, 0. , 0. ],
+           [0. , 0.5, 0. , 0. , 0. ],
+           [0. , 0. , 0. , 0. , 0.5],
+           [0. , 0. , 0. , 0.5, 0. ]])
+    >>> nb.degree.tolist(), nb.grid.tolist()
+    ([0.5, 1.0, 0.5, 0.5, 0.5], [0, 0, 0, 1, 1])
     """
     rows, cols, vals, positions, grid_of = [], [], [], [], []
     start = 0
@@ -209,8 +215,9 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
     total = sum(int(np.prod(s)) for s in shapes)
     if values.shape[2] != total:
         raise ValueError(f"values: expected {total} features (the cells of grids {shapes}), got {values.shape[2]}")
-    if not isinstance(removed, torch.Tensor) or removed.dtype != torch.bool or removed.shape != (values.shape[0], total):
-        raise ValueError(f"removed: expected a bool tensor {(values.shape[0], total)}, "
+    rows = values.shape[0]
+    if not isinstance(removed, torch.Tensor) or removed.dtype != torch.bool or removed.shape != (rows, total):
+        raise ValueError(f"removed: expected a bool tensor {(rows, total)}, "
                          f"got {getattr(removed, 'shape', removed)!r}")
     nb = neighbours(shapes, check_choice(stencil, STENCILS, "stencil"))
     out = values.detach().to("cpu", torch.float64).numpy().copy()
