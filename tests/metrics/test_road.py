@@ -269,3 +269,12 @@ def test_impute_errors():
         impute(v, torch.zeros(1, 6, dtype=torch.bool), [(2, 3), (0,)])
     with pytest.raises(ValueError, match="order"):
         road_module.road_curve(SumModel(), torch.rand(1, 1, 6), 0, torch.rand(1, 6), order="both")
+
+
+def test_bench_examples_run_and_agree():
+    """metrics.bench's examples: ROAD and the stability metrics timed against Quantus, equal results."""
+    from metrics import bench
+
+    assert doctest.testmod(bench).failed == 0
+    with pytest.raises(ValueError, match="x"):
+        bench.compare_road_with_quantus(OneChannelCNN(), torch.rand(1, 3, 8, 8), 0, torch.rand(1, 8, 8))
