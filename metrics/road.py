@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -165,32 +165,48 @@ def neighbours(grids: tuple[tuple[int, ...], ...], kind: str = "road") -> Neighb
     return Neighbours(weights, np.asarray(weights.sum(1)).ravel(), np.concatenate(positions), np.concatenate(grid_of))
 
 
+# Rows are factorised together up to this many unknowns: fewer SuperLU calls for small systems (8x8 grids: 5x
+# faster, 32x32: 1.3x), while a large block-diagonal system factorises slower than its blocks one by one.
+SOLVE_UNKNOWNS = 1 << 12
+
+
 def _fill(v: np.ndarray, removed: np.ndarray, nb: Neighbours) -> None:
-    """Replace the ``removed`` ``[N]`` entries of ``v`` ``[C, N]`` (in place) by their linear imputation."""
-    idx = np.flatnonzero(removed)
-    if not idx.size:
+    """Replace the ``removed`` ``[R, N]`` entries of ``v`` ``[R, C, N]`` (in place) by their linear imputation.
+
+    The rows' systems form one block-diagonal system (rows in turn, each in its elimination order), factorised
+    once and solved for the ``C`` channels at once.
+    """
+    rows, n = removed.shape
+    n_grids = int(nb.grid[-1]) + 1
+    cell = np.arange(rows)[:, None] * n_grids + nb.grid[None, :]  # (row, grid) of every feature
+    has_kept = np.bincount(cell[~removed], minlength=rows * n_grids) > 0
+    r_idx, f_idx = np.nonzero(removed)
+    lone = ~has_kept[cell[r_idx, f_idx]]
+    v[r_idx[lone], :, f_idx[lone]] = 0.0  # a grid with every cell removed: nothing to impute from
+    r_idx, f_idx = r_idx[~lone], f_idx[~lone]
+    m = r_idx.size
+    if not m:
         return
-    has_kept = np.bincount(nb.grid[~removed], minlength=int(nb.grid[-1]) + 1) > 0
-    lone = ~has_kept[nb.grid[idx]]
-    v[:, idx[lone]] = 0.0  # a grid with every cell removed: nothing to impute from
-    idx = idx[~lone]
-    if not idx.size:
-        return
-    idx = idx[np.argsort(nb.position[idx], kind="stable")]
-    m = idx.size
-    near = nb.weights[idx]  # [m, N]: each unknown's neighbours
-    var = np.full(v.shape[1], -1)
-    var[idx] = np.arange(m)
-    col = var[near.indices]
-    inner = col >= 0
-    row = np.repeat(np.arange(m), np.diff(near.indptr))
+    order = np.lexsort((nb.position[f_idx], r_idx))
+    r_idx, f_idx = r_idx[order], f_idx[order]
+    var = np.full((rows, n), -1)
+    var[r_idx, f_idx] = np.arange(m)
+    # every (unknown, neighbour) pair, from the rows of the neighbour matrix
+    starts, counts = nb.weights.indptr[f_idx], np.diff(nb.weights.indptr)[f_idx]
+    owner = np.repeat(np.arange(m), counts)
+    entry = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+    near, w = nb.weights.indices[entry], nb.weights.data[entry]
+    near_row = r_idx[owner]
+    col = var[near_row, near]
+    inner = col >= 0  # the other neighbours are kept (a removed one is an unknown: its grid has a kept cell)
     diag = np.arange(m)
     # degree_i u_i - sum_{j removed} w_ij u_j = sum_{j kept} w_ij v_j  (symmetric positive definite)
-    a = sp.csc_matrix((np.concatenate([nb.degree[idx], -near.data[inner]]),
-                       (np.concatenate([diag, row[inner]]), np.concatenate([diag, col[inner]]))), shape=(m, m))
-    b = near @ np.where(removed, 0.0, v).T  # [m, C]
+    a = sp.csc_matrix((np.concatenate([nb.degree[f_idx], -w[inner]]),
+                       (np.concatenate([diag, owner[inner]]), np.concatenate([diag, col[inner]]))), shape=(m, m))
+    known = w[~inner, None] * v[near_row[~inner], :, near[~inner]]  # [pairs, C]
+    b = np.stack([np.bincount(owner[~inner], weights=known[:, c], minlength=m) for c in range(v.shape[1])], 1)
     lu = splu(a, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-    v[:, idx] = lu.solve(b).T
+    v[r_idx, :, f_idx] = lu.solve(b)
 
 
 def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence[int]],
@@ -200,8 +216,9 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
     ``values`` ``[R, C, N]``: ``C`` channels of ``N`` features laid out as the cells of ``grids`` (shapes of
     1, 2 or 3 dimensions, numbered grid after grid, each in C order; ``N`` = their total size); ``removed``
     ``[R, N]`` bool. Each removed value becomes the weighted mean of its neighbours in its grid (``stencil``,
-    see the module docstring), kept values fixed: one sparse system per row, one right-hand side per channel. A
-    grid whose cells are all removed is set to 0. Returns ``[R, C, N]`` on ``values``' device and dtype.
+    see the module docstring), kept values fixed: one sparse system per row, one right-hand side per channel
+    (rows are factorised together, up to ``SOLVE_UNKNOWNS`` unknowns at a time). A grid whose cells are all
+    removed is set to 0. Returns ``[R, C, N]`` on ``values``' device and dtype.
 
     >>> ramp = torch.arange(6.0).view(1, 1, 6)                       # a linear function of the position
     >>> impute(ramp, torch.tensor([[False, True, True, False, True, False]]), [(6,)])
@@ -222,16 +239,28 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
     nb = neighbours(shapes, check_choice(stencil, STENCILS, "stencil"))
     out = values.detach().to("cpu", torch.float64).numpy().copy()
     mask = removed.cpu().numpy()
-    for r in range(out.shape[0]):
-        _fill(out[r], mask[r], nb)
+    unknowns = np.cumsum(mask.sum(1))
+    start = 0
+    while start < rows:  # groups of rows with at most SOLVE_UNKNOWNS unknowns (at least one row)
+        stop = max(start + 1, int(np.searchsorted(unknowns, unknowns[start] - mask[start].sum() + SOLVE_UNKNOWNS,
+                                                  side="right")))
+        _fill(out[start:stop], mask[start:stop], nb)
+        start = stop
     return torch.from_numpy(out).to(values.device, values.dtype)
 
 
-def percentage_counts(n_features: int, percentages: Sequence[float], device: torch.device | None = None
+def percentage_counts(n_features: int, percentages: Iterable[float], device: torch.device | None = None
                       ) -> torch.Tensor:
     """Features removed at each percentage ``[P]`` (long): ``floor(n_features * p / 100)``, Quantus'
-    ``int(a_size * p / 100)``. ``ValueError`` unless every ``p`` is a number in [0, 100]."""
-    p = list(percentages) if isinstance(percentages, Sequence) else None
+    ``int(a_size * p / 100)``. ``ValueError`` unless every ``p`` is a number in [0, 100].
+
+    >>> percentage_counts(1000, range(1, 100, 49)).tolist()
+    [10, 500, 990]
+    """
+    try:
+        p = list(percentages)
+    except TypeError:
+        p = None
     if not p or any(isinstance(v, bool) or not isinstance(v, Real) or not 0 <= v <= 100 for v in p):
         raise ValueError(f"percentages: expected a non-empty sequence of numbers in [0, 100], got {percentages!r}")
     return torch.tensor([int(n_features * v / 100) for v in p], dtype=torch.long, device=device)

@@ -75,6 +75,20 @@ def test_bands_are_separate_grids():
     torch.testing.assert_close(out[0, :, 16:], values[0, :, 16:], atol=1e-12, rtol=0)
 
 
+def test_rows_solved_together_equal_rows_alone():
+    """Rows are factorised together (one block-diagonal system): each row's values are those it gets alone,
+    a grid removed whole in one row (set to 0) included."""
+    shapes = [(3, 3), (6, 5)]
+    values = torch.rand(40, 2, 39, generator=_gen(19), dtype=torch.float64)
+    removed = torch.rand(40, 39, generator=_gen(20)) < torch.linspace(0.05, 0.95, 40)[:, None]
+    removed[3, :9] = True
+    together = impute(values, removed, shapes)
+    alone = torch.cat([impute(values[i : i + 1], removed[i : i + 1], shapes) for i in range(40)])
+    torch.testing.assert_close(together, alone, atol=1e-13, rtol=0)
+    assert (together[3, :, :9] == 0).all() and torch.equal(together[~removed[:, None].expand_as(values)],
+                                                          values[~removed[:, None].expand_as(values)])
+
+
 def test_weighted_mean_of_the_in_grid_neighbours():
     """One removed cell: the mean of its in-grid neighbours (corner cell: 3 of the 8 'road' neighbours)."""
     v = torch.arange(12, dtype=torch.float64).view(1, 1, 12) ** 2  # not linear
@@ -248,6 +262,7 @@ def test_registered():
 @pytest.mark.parametrize("kwargs, name", [
     ({"percentages": [50, 101]}, "percentages"),
     ({"percentages": []}, "percentages"),
+    ({"percentages": 50}, "percentages"),
     ({"noise": -0.1}, "noise"),
     ({"stencil": "hex"}, "stencil"),
     ({"batch_size": 0}, "batch_size"),
@@ -269,6 +284,18 @@ def test_impute_errors():
         impute(v, torch.zeros(1, 6, dtype=torch.bool), [(2, 3), (0,)])
     with pytest.raises(ValueError, match="order"):
         road_module.road_curve(SumModel(), torch.rand(1, 1, 6), 0, torch.rand(1, 6), order="both")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("domain", ["pixel", "wavelet"])
+def test_cuda_matches_cpu(domain):
+    """On a GPU (the solves on the CPU, the rest on the device): the CPU's curves, noise 0."""
+    x, a = torch.rand(2, 1, 16, 16, generator=_gen(17)), torch.rand(2, 16, 16, generator=_gen(18))
+    y = torch.tensor([0, 1])
+    options = {"domain": domain, "noise": 0.0, "percentages": [10, 50, 90]}
+    cpu = metrics.get("road_lerf")(OneChannelCNN(), x, y, a, **options).probs
+    gpu = metrics.get("road_lerf")(OneChannelCNN().cuda(), x.cuda(), y.cuda(), a.cuda(), **options).probs
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
 
 
 def test_bench_examples_run_and_agree():

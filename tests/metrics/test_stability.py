@@ -187,6 +187,16 @@ def test_zero_map():
     assert torch.isinf(out).all()
 
 
+@pytest.mark.gpu
+def test_cuda():
+    """On a GPU: noise drawn on the device; the constant-gradient oracle holds in both domains."""
+    model = models.linear_model((3, 8, 8)).cuda()
+    x, y = torch.rand(2, 3, 8, 8, device="cuda"), torch.tensor([0, 1], device="cuda")
+    for domain in ("pixel", "wavelet"):
+        out = metrics.get("relative_input_stability")(model, x, y, explain=gradient, samples=4, domain=domain)
+        assert out.device.type == "cuda" and torch.equal(out.cpu(), torch.zeros(2))
+
+
 # --------------------------------------------------------------------------- errors and registry
 
 
