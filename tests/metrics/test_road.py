@@ -240,15 +240,21 @@ def test_batch_invariance(domain):
     torch.testing.assert_close(together, alone, atol=1e-6, rtol=0)
 
 
-def test_audio_and_volume_shapes(audio_model, audio_batch, volume_model, volume_batch):
+def test_audio_and_volume(audio_model, audio_batch, volume_model, volume_batch):
+    """Waveforms ``[B, T]`` (wavelet domain) and volumes: percentage 0 scores the input itself, f(x)."""
     wave, y = audio_batch
     morf = metrics.get("road_morf")(audio_model, wave, y, torch.rand(2, wave.shape[1], generator=_gen(15)),
-                                    domain="wavelet", percentages=[20, 80], batch_size=4)
-    assert morf.probs.shape == (2, 2) and morf.kind == "morf" and morf.domain == "wavelet"
+                                    domain="wavelet", percentages=[0, 20, 80], batch_size=4)
+    fx = audio_model(wave).softmax(1)[torch.arange(2), y].detach()
+    assert morf.probs.shape == (2, 3) and morf.kind == "morf" and morf.domain == "wavelet"
+    torch.testing.assert_close(morf.probs[:, 0], fx)
+    assert (morf.probs[:, 1:] != fx[:, None]).all()
     vol, y = volume_batch
     lerf = metrics.get("road_lerf")(volume_model, vol, y, torch.rand(2, *vol.shape[2:], generator=_gen(16)),
-                                    percentages=[50])
-    assert lerf.probs.shape == (2, 1) and ((lerf.probs > 0) & (lerf.probs < 1)).all()
+                                    percentages=[0, 50])
+    fx = volume_model(vol).softmax(1)[torch.arange(2), y].detach()
+    torch.testing.assert_close(lerf.probs[:, 0], fx)
+    assert (lerf.probs[:, 1] != fx).all()
 
 
 # --------------------------------------------------------------------------- errors and registry
