@@ -1,4 +1,6 @@
-"""Speed of :func:`metrics.deletion` against Quantus' ``PixelFlipping`` and against the forward floor.
+"""Speed of the metrics against Quantus and against their floors: :func:`metrics.deletion` vs ``PixelFlipping``
+(:func:`compare_with_quantus`), ROAD (:func:`compare_road_with_quantus`) and the stability metrics
+(:func:`compare_stability_with_quantus`).
 
 Called by the workflow's ``speed`` target (ratios measured in one process, never asserted in tests).
 
@@ -13,13 +15,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from metrics.curves import deletion
 from metrics.perturbation import as_batch
+from metrics.registry import get
+from metrics.road import PERCENTAGES, road_morf
+from metrics.stability import Explain, uniform_noise
+from wam import bench as wam_bench
 from wam.utils import as_targets, chunks
 
 
@@ -103,3 +110,172 @@ def compare_with_quantus(
     diff = (probs[:, 1:].cpu().double() - torch.as_tensor(curves, dtype=torch.float64)).abs().max()
     return dict(seconds=seconds, quantus_seconds=quantus_seconds, forward_floor_seconds=floor_seconds,
                 max_abs_diff=float(diff))
+
+
+def _rounds(fns: dict[str, Callable[[], object]], repeat: int) -> tuple[dict[str, float], dict[str, float],
+                                                                        dict[str, object]]:
+    """Best and worst seconds of each of ``fns`` over ``repeat`` interleaved rounds (after one warm-up call of
+    each but the first: Quantus, slow, is timed cold), and the result of each one's last call."""
+    for name in list(fns)[:-1]:
+        fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    results: dict[str, object] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds, results[name] = _timed(fn)
+            times[name].append(seconds)
+    return ({n: min(t) for n, t in times.items()}, {n: max(t) for n, t in times.items()}, results)
+
+
+def _row(best: dict[str, float], worst: dict[str, float], floor_key: str, diff_key: str, diff: float
+         ) -> dict[str, float]:
+    """The timing dict: best of ours / Quantus / the floor, each with its worst (``*_max``), and the difference."""
+    return {"seconds": best["ours"], "seconds_max": worst["ours"], "quantus_seconds": best["quantus"],
+            "quantus_seconds_max": worst["quantus"], floor_key: best["floor"], f"{floor_key}_max": worst["floor"],
+            diff_key: diff}
+
+
+def compare_road_with_quantus(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    attribution: torch.Tensor,
+    percentages: Sequence[float] = PERCENTAGES,
+    batch_size: int = 64,
+    repeat: int = 3,
+) -> dict[str, float]:
+    """Time :func:`metrics.road.road_morf` (noise 0, ``score="top1"``) vs ``quantus.ROAD(noise=0,
+    percentages)`` on the same curves, and vs the floor: the model's forward passes alone over the same number of
+    inputs (``B * len(percentages)``) in chunks of ``batch_size`` (:func:`wam.bench.forward_floor`). Best and
+    worst of ``repeat`` interleaved rounds.
+
+    ``x`` ``[B, 1, *spatial]`` (2D: Quantus' ROAD indexes the flattened ``C H W`` attribution against an ``H W``
+    mask, so it fails on several channels), ``attribution`` ``[B, *spatial]`` without ties. Returns seconds,
+    quantus_seconds, forward_floor_seconds (each best, and ``*_max``: worst) and max_abs_diff (our per-percentage
+    share of inputs still classified as ``y`` vs Quantus', which is that share).
+
+    >>> import torch
+    >>> cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
+    >>> x, a = torch.rand(2, 1, 8, 8), torch.rand(2, 8, 8)
+    >>> r = compare_road_with_quantus(cnn, x, torch.tensor([0, 1]), a, [10, 50, 90], repeat=1)
+    >>> r["max_abs_diff"], r["seconds"] > 0, r["quantus_seconds"] > 0, r["forward_floor_seconds"] > 0
+    (0.0, True, True, True)
+    """
+    import quantus  # slow to import; only needed here
+
+    x4, _ = as_batch(x)
+    if x4.shape[1] != 1 or x4.dim() != 4:
+        raise ValueError(f"x: expected one-channel images [B, 1, H, W], got shape {tuple(x.shape)}")
+    batch = x.shape[0]
+    y = as_targets(y, batch, x.device)
+    model.eval()
+    metric = quantus.ROAD(noise=0.0, percentages=list(percentages), disable_warnings=True,
+                          display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    a_np = attribution.detach().reshape(x.shape).cpu().numpy()
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def ours() -> torch.Tensor:
+        return road_morf(model, x, y, attribution, percentages=percentages, noise=0.0, score="top1",
+                         batch_size=batch_size).probs
+
+    def theirs() -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, device=device,
+                          batch_size=batch_size)
+
+    def floor() -> None:
+        wam_bench.forward_floor(model, x, batch * len(percentages), batch_size)
+
+    best, worst, results = _rounds({"ours": ours, "floor": floor, "quantus": theirs}, repeat)
+    share = results["ours"].mean(0).cpu().double()
+    diff = (share - torch.tensor([results["quantus"][p] for p in percentages], dtype=torch.float64)).abs().max()
+    return _row(best, worst, "forward_floor_seconds", "max_abs_diff", float(diff))
+
+
+STABILITY_QUANTUS = {"max_sensitivity": "MaxSensitivity", "avg_sensitivity": "AvgSensitivity",
+                     "relative_input_stability": "RelativeInputStability"}
+
+
+def compare_stability_with_quantus(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    explain: Explain,
+    samples: int = 200,
+    batch_size: int = 64,
+    repeat: int = 3,
+) -> dict[str, dict[str, float]]:
+    """For each of Max-Sensitivity, Avg-Sensitivity and RIS (default noise bounds): time ours vs Quantus' metric
+    on the same draws (its ``perturb_func`` returns our draw ``s`` at its ``s``-th call; prediction checks off in
+    both) and vs the floor: ``explain`` alone over the same number of rows (``samples * B``) in chunks of
+    ``batch_size``. Both are given the attribution of ``x``. Best and worst of ``repeat`` interleaved rounds.
+
+    ``x`` ``[B, C, H, W]`` (Quantus' RIS takes 2D images); ``explain(model, x, y)`` returns a tensor map.
+    Returns ``{metric: {seconds, quantus_seconds, explain_floor_seconds (best; *_max: worst),
+    max_rel_diff}}``, ``max_rel_diff`` our scores vs Quantus'.
+
+    >>> import torch
+    >>> cnn = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
+    >>> def gradient(model, x, y):
+    ...     x = x.detach().requires_grad_(True)
+    ...     return torch.autograd.grad(model(x).gather(1, y[:, None]).sum(), x)[0]
+    >>> r = compare_stability_with_quantus(cnn, torch.rand(2, 1, 8, 8), torch.tensor([0, 1]), gradient, samples=4,
+    ...                                    repeat=1)
+    >>> sorted(r), all(v["max_rel_diff"] < 1e-5 for v in r.values())
+    (['avg_sensitivity', 'max_sensitivity', 'relative_input_stability'], True)
+    """
+    import quantus  # slow to import; only needed here
+
+    if x.dim() != 4:
+        raise ValueError(f"x: expected images [B, C, H, W], got shape {tuple(x.shape)}")
+    batch = x.shape[0]
+    y = as_targets(y, batch, x.device)
+    model.eval()
+    with torch.enable_grad():
+        a = explain(model, x, y).detach()
+    x_np, y_np, a_np = x.detach().cpu().numpy(), y.cpu().numpy(), a.cpu().numpy()
+
+    def floor() -> None:
+        with torch.enable_grad():
+            for part in chunks(samples * batch, batch_size):
+                idx = torch.arange(part.start, part.stop, device=x.device) % batch
+                explain(model, x[idx], y[idx])
+
+    def quantus_explain(model, inputs, targets, **_):
+        t = torch.as_tensor(inputs, device=x.device)
+        with torch.enable_grad():
+            return explain(model, t, torch.as_tensor(targets, device=x.device).long()).detach().cpu().numpy()
+
+    out = {}
+    for name, cls in STABILITY_QUANTUS.items():
+        ours_fn = get(name)
+        bounds = {"lower_bound": 0.02, "upper_bound": 0.2} if name == "relative_input_stability" else \
+            {"lower_bound": 0.2, "upper_bound": None}
+
+        def ours(fn=ours_fn, bounds=bounds) -> torch.Tensor:
+            return fn(model, x, y, a, explain=explain, samples=samples, batch_size=batch_size, **bounds)
+
+        def theirs(cls=cls, bounds=bounds) -> np.ndarray:
+            draws = iter(range(samples))
+
+            def perturb(arr, indices, **_):
+                d = uniform_noise(tuple(x.shape[1:]), next(draws), bounds["lower_bound"], bounds["upper_bound"], 0,
+                                  x.device)
+                return arr + d.reshape(1, -1).cpu().numpy()
+
+            nan = {"return_nan_when_prediction_changes": False}
+            metric = getattr(quantus, cls)(nr_samples=samples, perturb_func=perturb, disable_warnings=True,
+                                           display_progressbar=False, **nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.asarray(metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np,
+                                         explain_func=quantus_explain, device="cuda" if x.is_cuda else "cpu",
+                                         batch_size=batch_size), dtype=np.float64)
+
+        best, worst, results = _rounds({"ours": ours, "floor": floor, "quantus": theirs}, repeat)
+        mine = results["ours"].cpu().double().numpy()
+        diff = float(np.max(np.abs(mine - results["quantus"]) / np.maximum(np.abs(results["quantus"]), 1e-12)))
+        out[name] = _row(best, worst, "explain_floor_seconds", "max_rel_diff", diff)
+    return out
