@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable
@@ -103,3 +104,201 @@ def compare_with_quantus(
     diff = (probs[:, 1:].cpu().double() - torch.as_tensor(curves, dtype=torch.float64)).abs().max()
     return dict(seconds=seconds, quantus_seconds=quantus_seconds, forward_floor_seconds=floor_seconds,
                 max_abs_diff=float(diff))
+
+
+# -- Sanity and complexity metrics -------------------------------------------------------------------------------
+# Each ``bench_*`` times one metric three ways on the same inputs, in interleaved rounds (best of ``repeat`` after a
+# warm-up): ours, its floor (the model calls it needs, alone; for the map-only metrics the one pass over the map
+# that cannot be avoided) and, at equal work, Quantus 0.6. Returns seconds, floor_seconds, quantus_seconds and
+# max_abs_diff (ours vs Quantus' values).
+
+
+def _race(fns: dict[str, Callable[[], object]], repeat: int) -> tuple[dict[str, float], dict[str, object]]:
+    """Best time of each function over ``repeat`` interleaved rounds (after one warm-up each) and its last result."""
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat: expected a positive integer, got {repeat!r}")
+    results = {name: fn() for name, fn in fns.items()}  # warm-up
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds, results[name] = _timed(fn)
+            best[name] = min(best[name], seconds)
+    return best, results
+
+
+def _quiet(fn: Callable[..., object]) -> Callable[..., object]:
+    """``fn`` with warnings silenced (Quantus warns about its parameterisation on every call)."""
+
+    def call(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def _report(best: dict[str, float], ours: object, theirs: object) -> dict[str, float]:
+    diff = (torch.as_tensor(ours, dtype=torch.float64).cpu() - torch.as_tensor(theirs, dtype=torch.float64)).abs()
+    return dict(seconds=best["ours"], floor_seconds=best["floor"], quantus_seconds=best["quantus"],
+                max_abs_diff=float(diff.max()))
+
+
+def quantus_layer_order(model: nn.Module, order: str = "cascading") -> list[str]:
+    """The blocks Quantus' ``MPRT`` randomises, in its order: every module with ``reset_parameters``, output
+    first (``"cascading"``, its ``"top_down"``) or as registered (``"independent"``). With one seed per block,
+    ``seed + 1`` each (what Quantus draws with), :func:`metrics.randomisation.mprt` re-draws the same weights."""
+    names = [name for name, m in model.named_modules() if callable(getattr(m, "reset_parameters", None))]
+    return names[::-1] if order == "cascading" else names
+
+
+def quantus_other_classes(y: torch.Tensor, n_classes: int, seed: int = 42) -> torch.Tensor:
+    """The other classes ``[B]`` Quantus' ``RandomLogit`` explains for classes ``y`` ``[B]`` (one batch): after
+    ``np.random.seed(seed)``, ``randint(0, n_classes - 1, B)`` indexes each sample's other classes, ascending."""
+    import numpy as np
+
+    y_np = y.cpu().numpy()
+    others = np.stack([np.delete(np.arange(n_classes), c) for c in y_np])
+    picks = np.random.RandomState(seed).randint(0, n_classes - 1, len(y_np))
+    return torch.as_tensor(others[np.arange(len(y_np)), picks], device=y.device)
+
+
+def _numpy_explain(explain, x: torch.Tensor) -> Callable[..., object]:
+    """Quantus' ``explain_func(model, inputs, targets)`` (numpy in and out) around ``explain`` (channels summed)."""
+    from metrics.maps import reduce
+
+    def quantus_explain(model, inputs, targets, **_):
+        xs = torch.as_tensor(inputs, device=x.device)
+        return reduce(explain(model, xs, torch.as_tensor(targets, device=x.device).long()), xs).cpu().numpy()
+
+    return quantus_explain
+
+
+def bench_complexity(attribution: torch.Tensor, repeat: int = 3) -> dict[str, dict[str, float]]:
+    """``sparseness`` and ``complexity`` on maps ``[B, *spatial]`` vs Quantus' ``Sparseness`` and ``Complexity``
+    (``normalise=False``, ``abs=True``: the same values up to Quantus' epsilons) and vs their floors: one sort of
+    ``|a|`` per row (Gini needs the order), one sum of ``|a|`` per row (the entropy's normaliser)."""
+    import numpy as np
+    import quantus
+
+    from metrics.complexity import complexity, sparseness
+
+    a = attribution.detach()
+    a_np = a.unsqueeze(1).cpu().numpy()
+    x_np, y_np = np.zeros_like(a_np), np.zeros(a.shape[0], dtype=int)
+    out = {}
+    for name, ours, floor, metric in (
+        ("sparseness", sparseness, lambda: a.flatten(1).abs().sort(dim=1).values, quantus.Sparseness),
+        ("complexity", complexity, lambda: a.flatten(1).abs().sum(1), quantus.Complexity),
+    ):
+        q = metric(normalise=False, abs=True, disable_warnings=True, display_progressbar=False)
+        best, results = _race({"ours": lambda f=ours: f(a), "floor": floor,
+                               "quantus": _quiet(lambda q=q: q(model=None, x_batch=x_np, y_batch=y_np,
+                                                               a_batch=a_np.copy()))}, repeat)
+        out[name] = _report(best, results["ours"], results["quantus"])
+    return out
+
+
+def bench_mprt(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, order: str = "cascading",
+               seed: int = 42, repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.mprt` (Spearman) vs Quantus' ``MPRT`` at equal work: Quantus' blocks
+    (:func:`quantus_layer_order`) and weights (seed ``seed + 1`` per block), the same ``explain`` (through a numpy
+    adapter), Quantus given the original maps (``a_batch``) so that both make ``blocks + 1`` explain calls. Floor:
+    ``explain`` alone on the original model and on each randomised copy (copies built before timing).
+    ``max_abs_diff``: Spearman, every step (rows ``[original, block...]``). ``x`` ``[B, C, *spatial]``."""
+    import quantus
+
+    from metrics.maps import reduce
+    from metrics.randomisation import mprt, randomised_models
+
+    y = as_targets(y, x.shape[0], x.device)
+    blocks = quantus_layer_order(model, order)
+    seeds = [seed + 1] * len(blocks)
+    copies = [model] + [copy.deepcopy(m) for m in randomised_models(model, blocks, seeds, order)]
+    a_np = reduce(explain(model, x, y), x).cpu().numpy()
+    metric = quantus.MPRT(layer_order="top_down" if order == "cascading" else "independent", seed=seed,
+                          disable_warnings=True, display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def ours() -> torch.Tensor:
+        return mprt(model, x, y, explain, blocks=blocks, order=order, seed=seeds, measures=("spearman",)
+                    ).similarity["spearman"]
+
+    def floor() -> None:
+        for m in copies:
+            explain(m, x, y)
+
+    def theirs() -> list:
+        scores = metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np.copy(),
+                        explain_func=_numpy_explain(explain, x), device=device, batch_size=x.shape[0])
+        return [scores[k] for k in scores]
+
+    best, results = _race({"ours": ours, "floor": floor, "quantus": _quiet(theirs)}, repeat)
+    return _report(best, results["ours"], results["quantus"])
+
+
+def bench_emprt(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, seed: int = 42,
+                repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.emprt` vs Quantus' ``EfficientMPRT`` at equal work (its blocks and weights as in
+    :func:`bench_mprt`, ``skip_layers``: two explain calls; given the entropy of ``|a| / sum |a|`` as its complexity,
+    ``normalise=False``); ``max_abs_diff`` compares ours with Quantus' ``ratio - 1`` plus 1. Floor: ``explain`` on
+    the model and on the fully randomised copy."""
+    import numpy as np
+    import quantus
+    import scipy.stats
+
+    from metrics.randomisation import emprt, randomise
+
+    y = as_targets(y, x.shape[0], x.device)
+    blocks = quantus_layer_order(model)
+    seeds = [seed + 1] * len(blocks)
+    random_model = randomise(model, blocks, seeds)
+    metric = quantus.EfficientMPRT(complexity_func=lambda a, x, **_: scipy.stats.entropy(np.abs(a).ravel()),
+                                   complexity_func_kwargs={"n_bins": 100}, normalise=False, abs=False, seed=seed,
+                                   layer_order="top_down", disable_warnings=True, display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def floor() -> None:
+        explain(model, x, y)
+        explain(random_model, x, y)
+
+    def theirs() -> np.ndarray:
+        return np.asarray(metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=None, device=device,
+                                 explain_func=_numpy_explain(explain, x), batch_size=x.shape[0])) + 1
+
+    best, results = _race({"ours": lambda: emprt(model, x, y, explain, blocks=blocks, seed=seeds),
+                           "floor": floor, "quantus": _quiet(theirs)}, repeat)
+    return _report(best, results["ours"], results["quantus"])
+
+
+def bench_random_logit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, n_classes: int,
+                       seed: int = 42, repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.random_logit` (Spearman) vs Quantus' ``RandomLogit`` (Spearman, ``abs=True``)
+    at equal work: the other classes Quantus draws (numpy seeded with ``seed``) given to ours, both computing the
+    two maps. Floor: ``explain`` on ``[x, x]`` for ``[y, other]`` (ours makes one call of ``2 B`` inputs)."""
+    import quantus
+
+    from metrics.randomisation import random_logit
+
+    y = as_targets(y, x.shape[0], x.device)
+    batch = x.shape[0]
+    y_np = y.cpu().numpy()
+    other = quantus_other_classes(y, n_classes, seed)
+    metric = quantus.RandomLogit(num_classes=n_classes, seed=seed, abs=True, disable_warnings=True,
+                                 similarity_func=quantus.similarity_func.correlation_spearman,
+                                 display_progressbar=False)
+    x_np = x.detach().cpu().numpy()
+    xx, yy = torch.cat([x, x]), torch.cat([y, other])
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def ours() -> torch.Tensor:
+        return random_logit(model, x, y, explain, other=other, measures=("spearman",))["spearman"]
+
+    def theirs() -> list:
+        return metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=None, device=device,
+                      explain_func=_numpy_explain(explain, x), batch_size=batch)
+
+    best, results = _race({"ours": ours, "floor": lambda: explain(model, xx, yy), "quantus": _quiet(theirs)},
+                          repeat)
+    return _report(best, results["ours"], results["quantus"])

@@ -60,7 +60,7 @@ from metrics import maps
 from metrics.complexity import entropy
 from metrics.perturbation import as_batch, check_choice
 from metrics.registry import register
-from metrics.similarity import SIMILARITIES, check_measures, similarities
+from metrics.similarity import SIMILARITIES, Reference, check_measures, similarities
 from wam.utils import as_targets, check_targets_range
 
 ORDERS = ("cascading", "independent")
@@ -161,9 +161,16 @@ def _plan(model: nn.Module, blocks: Sequence[str] | None, seed: int | Sequence[i
     return list(names), seeds
 
 
-def _steps(model: nn.Module, names: list[str], seeds: list[int], order: str) -> Iterator[nn.Module]:
-    """One deep copy of ``model``, yielded after each block's re-initialisation: cumulative (``"cascading"``) or
-    with the previous block restored first (``"independent"``)."""
+def randomised_models(model: nn.Module, blocks: Sequence[str] | None = None, seed: int | Sequence[int] = 0,
+                      order: str = "cascading") -> Iterator[nn.Module]:
+    """The randomised models of :func:`mprt`, one per block: a single deep copy of ``model``, yielded after each
+    block's re-initialisation, cumulative (``"cascading"``) or with the previous block restored first
+    (``"independent"``). Arguments as :func:`mprt`; copy a yielded model to keep it past the next step.
+
+    ``randomise(model, blocks, seed)`` is the last cascading one.
+    """
+    check_choice(order, ORDERS, "order")
+    names, seeds = _plan(model, blocks, seed)
     randomised = copy.deepcopy(model)
     for k, name in enumerate(names):
         if order == "independent" and k:
@@ -179,8 +186,7 @@ def randomise(model: nn.Module, blocks: Sequence[str] | None = None, seed: int |
     ``blocks``: dotted module names (default :func:`default_blocks`); ``seed``: an int (block ``k`` gets
     ``derive_seed(seed, k)``) or one seed per block.
     """
-    names, seeds = _plan(model, blocks, seed)
-    *_, randomised = _steps(model, names, seeds, "cascading")  # one copy, every block re-initialised
+    *_, randomised = randomised_models(model, blocks, seed)  # one copy, every block re-initialised
     return randomised
 
 
@@ -220,14 +226,15 @@ def mprt(model: nn.Module, x: torch.Tensor, y: Targets, explain: Explain, *, blo
     """
     check_choice(order, ORDERS, "order")
     measures = check_measures(measures)
-    names, seeds = _plan(model, blocks, seed)
+    names, _ = _plan(model, blocks, seed)
     x4, _ = as_batch(x)
     targets = as_targets(y, x4.shape[0], x4.device)
     original = _map(explain, model, x, targets)
-    scores = [similarities(original, original, measures)]
+    compare = Reference(original, measures)
+    scores = [compare(original)]
     randomised: list[tuple[str, ...]] = [()]
-    for k, random_model in enumerate(_steps(model, names, seeds, order)):
-        scores.append(similarities(original, _map(explain, random_model, x, targets), measures))
+    for k, random_model in enumerate(randomised_models(model, names, seed, order)):
+        scores.append(compare(_map(explain, random_model, x, targets)))
         randomised.append(tuple(names[: k + 1]) if order == "cascading" else (names[k],))
     return Randomisation(order, randomised, {key: torch.stack([s[key] for s in scores]) for key in scores[0]})
 

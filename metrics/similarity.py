@@ -51,6 +51,8 @@ def ranks(v: torch.Tensor) -> torch.Tensor:
     pos = torch.arange(n, device=v.device).expand_as(order)
     first = torch.ones_like(s, dtype=torch.bool)
     first[:, 1:] = s[:, 1:] != s[:, :-1]  # first position of each run of equal values
+    if bool(first.all()):  # no ties: ranks are the positions
+        return torch.empty_like(order, dtype=torch.float64).scatter_(1, order, pos.double() + 1)
     last = torch.ones_like(first)
     last[:, :-1] = first[:, 1:]
     start = torch.where(first, pos, 0).cummax(dim=1).values
@@ -59,37 +61,25 @@ def ranks(v: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(mean_rank).scatter_(1, order, mean_rank)
 
 
+def _centred_ranks(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ranks of each row minus their mean ``[B, N]`` and their norm ``[B]`` (float64)."""
+    r = ranks(v)
+    r = r - r.mean(1, keepdim=True)
+    return r, r.square().sum(1).sqrt()
+
+
+def _pearson(ru: torch.Tensor, nu: torch.Tensor, rv: torch.Tensor, nv: torch.Tensor) -> torch.Tensor:
+    den = nu * nv
+    rho = (ru * rv).sum(1) / torch.where(den == 0, torch.ones_like(den), den)
+    return torch.where(den == 0, torch.zeros_like(rho), rho).float()
+
+
 def rank_correlation(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Spearman correlation ``[B]`` (float32) of the rows of ``u`` and ``v`` ``[B, N]``: the Pearson correlation
     of their average ranks; 0 where a row is constant (no ranking)."""
     if u.dim() != 2 or u.shape != v.shape:
         raise ValueError(f"u, v: expected two [B, N] tensors of one shape, got {tuple(u.shape)}, {tuple(v.shape)}")
-    ru, rv = ranks(u), ranks(v)
-    ru, rv = ru - ru.mean(1, keepdim=True), rv - rv.mean(1, keepdim=True)
-    den = (ru.square().sum(1) * rv.square().sum(1)).sqrt()
-    rho = (ru * rv).sum(1) / torch.where(den == 0, torch.ones_like(den), den)
-    return torch.where(den == 0, torch.zeros_like(rho), rho).float()
-
-
-def _pair(a: maps.Map, b: maps.Map, view) -> tuple[torch.Tensor, torch.Tensor]:
-    va, vb = view(a, "a"), view(b, "b")
-    if va.shape != vb.shape:
-        raise ValueError(f"a, b: maps of different layouts ({tuple(va.shape)} vs {tuple(vb.shape)} once "
-                         f"{view.__name__}ed)")
-    return va, vb.to(va.device)
-
-
-def spearman(a: maps.Map, b: maps.Map) -> torch.Tensor:
-    """Spearman correlation ``[B]`` of ``|a|`` and ``|b|`` (maps of one layout; 0 where one is constant)."""
-    fa, fb = _pair(a, b, maps.flatten)
-    return rank_correlation(fa.abs(), fb.abs())
-
-
-def degenerate(a: maps.Map, b: maps.Map) -> torch.Tensor:
-    """``[B]`` bool: ``|a|`` or ``|b|`` is constant, so their Spearman correlation is undefined (returned as 0)."""
-    fa, fb = _pair(a, b, maps.flatten)
-    fa, fb = fa.abs(), fb.abs()
-    return (fa.amax(1) == fa.amin(1)) | (fb.amax(1) == fb.amin(1))
+    return _pearson(*_centred_ranks(u), *_centred_ranks(v.to(u.device)))
 
 
 def unit(m: torch.Tensor) -> torch.Tensor:
@@ -99,25 +89,24 @@ def unit(m: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 0, m / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(m))
 
 
-def ssim(a: maps.Map, b: maps.Map) -> torch.Tensor:
-    """SSIM ``[B]`` of ``|a| / max|a|`` and ``|b| / max|b|`` on the maps' images (see the module docstring)."""
+def _unit_image(m: maps.Map, name: str) -> torch.Tensor:
+    image = maps.image(m, name)
+    if min(image.shape[1:]) < _MIN_SIZE:
+        raise ValueError(f"{name}: SSIM needs every spatial axis of the map to be at least {_MIN_SIZE} long "
+                         f"(11-tap window), got a map of spatial shape {tuple(image.shape[1:])}")
+    return unit(image)
+
+
+def _ssim(ua: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
+    """torchmetrics' SSIM ``[B]`` of two unit images ``[B, *spatial]`` (module docstring)."""
     from torchmetrics.functional.image import structural_similarity_index_measure  # slow import: here only
 
-    ia, ib = _pair(a, b, maps.image)
-    spatial = tuple(ia.shape[1:])
-    if min(spatial) < _MIN_SIZE:
-        raise ValueError(f"a, b: SSIM needs every spatial axis of the map to be at least {_MIN_SIZE} long "
-                         f"(11-tap window), got a map of spatial shape {spatial}")
-    ua, ub = unit(ia).unsqueeze(1), unit(ib).unsqueeze(1)  # [B, 1, *spatial]
+    ua, ub = ua.unsqueeze(1), ub.unsqueeze(1)  # [B, 1, *spatial]
     sigma: float | tuple[float, float] = SIGMA
-    if len(spatial) == 1:  # a 1 x T image; sigma 0.1 along the singleton axis gives a one-tap window there
+    if ua.dim() == 3:  # a 1 x T image; sigma 0.1 along the singleton axis gives a one-tap window there
         ua, ub, sigma = ua.unsqueeze(2), ub.unsqueeze(2), (0.1, SIGMA)
-    out = structural_similarity_index_measure(ua, ub, gaussian_kernel=True, sigma=sigma, data_range=1.0,
-                                              reduction="none")
-    return out.float()
-
-
-_MEASURES = {"spearman": spearman, "ssim": ssim}
+    return structural_similarity_index_measure(ua, ub, gaussian_kernel=True, sigma=sigma, data_range=1.0,
+                                               reduction="none").float()
 
 
 def check_measures(measures: Sequence[str]) -> tuple[str, ...]:
@@ -127,9 +116,49 @@ def check_measures(measures: Sequence[str]) -> tuple[str, ...]:
     return tuple(check_choice(m, SIMILARITIES, "measures") for m in measures)
 
 
+class Reference:
+    """A map ``a`` prepared once (ranks, unit image) and compared with maps ``b`` of the same layout:
+    ``Reference(a, measures)(b) == similarities(a, b, measures)``; MPRT compares its original map with every
+    step's map this way."""
+
+    def __init__(self, a: maps.Map, measures: Sequence[str] = SIMILARITIES) -> None:
+        self.measures = check_measures(measures)
+        flat = maps.flatten(a, "a").abs()
+        self.shape = flat.shape
+        self.constant = flat.amax(1) == flat.amin(1)
+        self.ranks = _centred_ranks(flat) if "spearman" in self.measures else None
+        self.image = _unit_image(a, "a") if "ssim" in self.measures else None
+
+    def __call__(self, b: maps.Map) -> dict[str, torch.Tensor]:
+        """``{measure: [B] float32 ..., "degenerate": [B] bool}`` of the reference and ``b``."""
+        flat = maps.flatten(b, "b").abs()
+        if flat.shape != self.shape:
+            raise ValueError(f"a, b: maps of different layouts ({tuple(self.shape)} vs {tuple(flat.shape)} values)")
+        flat = flat.to(self.constant.device)
+        out = {}
+        if self.ranks is not None:
+            out["spearman"] = _pearson(*self.ranks, *_centred_ranks(flat))
+        if self.image is not None:
+            image = _unit_image(b, "b").to(self.image.device)
+            if image.shape != self.image.shape:
+                raise ValueError(f"a, b: map images of different shapes ({tuple(self.image.shape)} vs "
+                                 f"{tuple(image.shape)})")
+            out["ssim"] = _ssim(self.image, image)
+        out["degenerate"] = self.constant | (flat.amax(1) == flat.amin(1))
+        return {m: out[m] for m in (*self.measures, "degenerate")}
+
+
 def similarities(a: maps.Map, b: maps.Map, measures: Sequence[str] = SIMILARITIES) -> dict[str, torch.Tensor]:
     """Per-sample similarities of two maps: ``{measure: [B] float32 ...}`` for each of ``measures``, and
-    ``"degenerate"`` ``[B]`` bool (:func:`degenerate`: Spearman undefined, returned as 0)."""
-    out = {m: _MEASURES[m](a, b) for m in check_measures(measures)}
-    out["degenerate"] = degenerate(a, b)
-    return out
+    ``"degenerate"`` ``[B]`` bool: ``|a|`` or ``|b|`` is constant (Spearman undefined, returned as 0)."""
+    return Reference(a, measures)(b)
+
+
+def spearman(a: maps.Map, b: maps.Map) -> torch.Tensor:
+    """Spearman correlation ``[B]`` of ``|a|`` and ``|b|`` (maps of one layout; 0 where one is constant)."""
+    return similarities(a, b, ("spearman",))["spearman"]
+
+
+def ssim(a: maps.Map, b: maps.Map) -> torch.Tensor:
+    """SSIM ``[B]`` of ``|a| / max|a|`` and ``|b| / max|b|`` on the maps' images (see the module docstring)."""
+    return similarities(a, b, ("ssim",))["ssim"]
