@@ -102,7 +102,10 @@ def reduce(attribution: Map, x: torch.Tensor, name: str = "attribution") -> Map:
     """
     x4, _ = as_batch(x)
     if isinstance(attribution, torch.Tensor):
-        return spatial_scores(attribution, x4).detach()
+        try:
+            return spatial_scores(attribution, x4).detach()
+        except ValueError as err:  # the engine's message names "attribution"
+            raise ValueError(f"{name}: {err}" if name != "attribution" else str(err)) from None
     if not isinstance(attribution, list | tuple):
         raise ValueError(f"{name}: expected {MAP_LAYOUT}, got {type(attribution).__name__}")
     ndim = x4.dim() - 2
