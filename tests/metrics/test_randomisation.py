@@ -30,18 +30,12 @@ from metrics.randomisation import (
     randomised_models,
     reinitialise,
 )
+from tests.metrics.helpers import saliency
 from wam import WAM, transform
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Signed input gradient of the target logit (summed over channels by the checks)."""
-    x = x.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        return torch.autograd.grad(model(x).gather(1, y[:, None]).sum(), x)[0]
 
 
 def model_blind(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
