@@ -47,12 +47,16 @@ def sparseness(attribution: maps.Map) -> torch.Tensor:
 
 
 def entropy(attribution: maps.Map) -> torch.Tensor:
-    """Entropy ``[B]`` (float64) of ``|attribution| / sum |attribution|``; ``log N`` for an all-zero map."""
-    a = maps.flatten(attribution).abs().double()
-    total = a.sum(1, keepdim=True)
-    p = a / torch.where(total > 0, total, torch.ones_like(total))
-    h = -torch.special.xlogy(p, p).sum(1)
-    return torch.where(total[:, 0] > 0, h, torch.full_like(h, math.log(a.shape[1])))
+    """Entropy ``[B]`` (float64) of ``|attribution| / sum |attribution|``; ``log N`` for an all-zero map.
+
+    Computed as ``log S - sum(a log a) / S`` (``a = |attribution|``, ``S = sum a``): one ``a log a`` per value in
+    the map's dtype, sums accumulated in float64.
+    """
+    a = maps.flatten(attribution).abs()
+    total = a.sum(1, dtype=torch.float64)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    h = safe.log() - torch.special.xlogy(a, a).sum(1, dtype=torch.float64) / safe
+    return torch.where(total > 0, h, torch.full_like(h, math.log(a.shape[1])))
 
 
 @register("complexity")
