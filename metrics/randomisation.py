@@ -258,22 +258,22 @@ def emprt(model: nn.Module, x: torch.Tensor, y: Targets, explain: Explain, *,
     return torch.where(before > 0, after / safe, limit).float()
 
 
-def other_classes(y: Targets, n_classes: int, seed: int = 0, sample_ids: Sequence[int] | torch.Tensor | None = None,
-                  batch: int | None = None) -> torch.Tensor:
+def other_classes(y: Targets, n_classes: int, seed: int = 0,
+                  sample_ids: Sequence[int] | torch.Tensor | None = None) -> torch.Tensor:
     """A random class other than ``y[i]`` for each sample ``[B]`` (long), uniform over the ``n_classes - 1`` others.
 
     Sample ``i`` draws from a ``torch.Generator`` seeded with ``derive_seed(seed, sample_ids[i])``
     (``sample_ids`` default ``0..B-1``; give the samples' data-set indices so that a sample gets the same class in
-    any batch or shard). ``batch``: ``B`` when ``y`` is one int.
+    any batch or shard). ``y``: ``B`` class indices, or one int for all the ``sample_ids``.
     """
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes: expected an integer >= 2, got {n_classes!r}")
     device = y.device if isinstance(y, torch.Tensor) else torch.device("cpu")
-    if batch is None:
-        batch = 1 if isinstance(y, int) else torch.as_tensor(y).numel()
+    ids = None if sample_ids is None else torch.as_tensor(sample_ids)
+    batch = ids.numel() if ids is not None and isinstance(y, int) else torch.as_tensor(y).numel()
     y = as_targets(y, batch, device)
     check_targets_range(y, n_classes)
-    ids = torch.arange(batch) if sample_ids is None else torch.as_tensor(sample_ids)
+    ids = torch.arange(batch) if ids is None else ids
     if ids.dim() != 1 or ids.shape[0] != batch or ids.is_floating_point() or (ids < 0).any():
         raise ValueError(f"sample_ids: expected {batch} integers >= 0, got {sample_ids!r}")
     draws = [torch.randint(n_classes - 1, (1,), generator=torch.Generator().manual_seed(derive_seed(seed, int(i))))
