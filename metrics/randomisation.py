@@ -27,7 +27,7 @@ Example::
 
     >>> import torch, metrics
     >>> from torch import nn
-    >>> torch.manual_seed(0) and None
+    >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 5))
     >>> def saliency(m, x, y):
     ...     x = x.clone().requires_grad_(True)
@@ -58,6 +58,7 @@ from torch import nn
 
 from metrics import maps
 from metrics.complexity import entropy
+from metrics.curves import Targets
 from metrics.perturbation import as_batch, check_choice
 from metrics.registry import register
 from metrics.similarity import SIMILARITIES, Reference, check_measures, similarities
@@ -65,7 +66,6 @@ from wam.utils import as_targets, check_targets_range
 
 ORDERS = ("cascading", "independent")
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], maps.Map]
-Targets = int | Sequence[int] | torch.Tensor
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
@@ -96,7 +96,7 @@ def default_blocks(model: nn.Module) -> list[str]:
     children are the blocks (dotted names). A model without such children is one block, ``""``.
 
     >>> from torch import nn
-    >>> default_blocks(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3)))
+    >>> default_blocks(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)))
     ['3', '0']
     >>> default_blocks(nn.Sequential(nn.Identity(), nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))))
     ['1.1', '1.0']

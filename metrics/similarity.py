@@ -14,8 +14,9 @@ per-band wavelet lists), both of the same layout:
   as a ``1 x T`` image with the same 1D Gaussian window along ``T`` (sigma 1.5, 11 taps; one tap across).
   Every spatial axis must be at least 6 long (the window's reflection padding); a 1D map needs ``T >= 6``.
 
-Quantus' MPRT instead normalises by the batch-wide maximum and applies its SSIM (skimage, 7-wide uniform window,
-range of the two maps) to the flattened maps; its Spearman is the same as ours.
+Quantus' Spearman (``correlation_spearman``) is this one. Its SSIM (``quantus.similarity_func.ssim``: skimage's 7-wide
+uniform window with sample covariance, the two maps' joint range) is applied by its MPRT and RandomLogit to the
+*flattened* maps, after a batch-wide max-normalisation: its SSIM values are not comparable with these.
 
 Example::
 
