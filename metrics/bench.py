@@ -1,6 +1,7 @@
 """Speed of the metrics against Quantus and against their floors: :func:`metrics.deletion` vs ``PixelFlipping``
-(:func:`compare_with_quantus`), ROAD (:func:`compare_road_with_quantus`) and the stability metrics
-(:func:`compare_stability_with_quantus`).
+(:func:`compare_with_quantus`), ROAD (:func:`compare_road_with_quantus`), the stability metrics
+(:func:`compare_stability_with_quantus`), the sanity and complexity metrics (``bench_mprt``, ``bench_emprt``,
+``bench_random_logit``, ``bench_complexity``).
 
 Called by the workflow's ``speed`` target (ratios measured in one process, never asserted in tests).
 
@@ -21,8 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from metrics.complexity import complexity, sparseness
 from metrics.curves import deletion
+from metrics.maps import reduce
 from metrics.perturbation import as_batch
+from metrics.randomisation import emprt, mprt, random_logit, randomise, randomised_models
 from metrics.registry import get
 from metrics.road import PERCENTAGES, road_morf
 from metrics.stability import Explain, uniform_noise
@@ -279,3 +283,198 @@ def compare_stability_with_quantus(
         diff = float(np.max(np.abs(mine - results["quantus"]) / np.maximum(np.abs(results["quantus"]), 1e-12)))
         out[name] = _row(best, worst, "explain_floor_seconds", "max_rel_diff", diff)
     return out
+# -- Sanity and complexity metrics -------------------------------------------------------------------------------
+# Each ``bench_*`` times one metric three ways on the same inputs, in interleaved rounds (best of ``repeat`` after a
+# warm-up): ours, its floor and, at equal work, Quantus 0.6. The floor of a randomisation check is its explain calls
+# alone (on the very models it explains); of a map-only metric, the arithmetic it cannot avoid. Returns seconds,
+# floor_seconds, quantus_seconds and max_abs_diff (ours vs Quantus' values); the model-randomising checks add
+# randomise_seconds: building their randomised models alone (deep copy and re-drawn weights, Quantus' work too).
+
+
+def _race(fns: dict[str, Callable[[], object]], repeat: int, own_time: tuple[str, ...] = ()
+          ) -> tuple[dict[str, float], dict[str, object]]:
+    """Best time of each function over ``repeat`` interleaved rounds (after one warm-up each) and its last result.
+    The functions named in ``own_time`` time themselves: their result is their seconds."""
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat: expected a positive integer, got {repeat!r}")
+    results = {name: fn() for name, fn in fns.items()}  # warm-up
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds, results[name] = _timed(fn)
+            best[name] = min(best[name], results[name] if name in own_time else seconds)
+    return best, results
+
+
+def _quiet(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with warnings silenced (Quantus warns about its parameterisation on every call)."""
+
+    def call() -> object:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+
+    return call
+
+
+def _report(best: dict[str, float], ours: object, theirs: object) -> dict[str, float]:
+    diff = (torch.as_tensor(ours, dtype=torch.float64).cpu() - torch.as_tensor(theirs, dtype=torch.float64)).abs()
+    out = dict(seconds=best["ours"], floor_seconds=best["floor"], quantus_seconds=best["quantus"],
+               max_abs_diff=float(diff.max()))
+    if "randomise" in best:
+        out["randomise_seconds"] = best["randomise"]
+    return out
+
+
+def quantus_layer_order(model: nn.Module, order: str = "cascading") -> list[str]:
+    """The blocks Quantus' ``MPRT`` randomises, in its order: every module with ``reset_parameters``, output
+    first (``"cascading"``, its ``"top_down"``) or as registered (``"independent"``). With one seed per block,
+    ``seed + 1`` each (what Quantus draws with), :func:`metrics.randomisation.mprt` re-draws the same weights."""
+    names = [name for name, m in model.named_modules() if callable(getattr(m, "reset_parameters", None))]
+    return names[::-1] if order == "cascading" else names
+
+
+def quantus_other_classes(y: torch.Tensor, n_classes: int, seed: int = 42) -> torch.Tensor:
+    """The other classes ``[B]`` Quantus' ``RandomLogit`` explains for classes ``y`` ``[B]`` (one batch): after
+    ``np.random.seed(seed)``, ``randint(0, n_classes - 1, B)`` indexes each sample's other classes, ascending."""
+    y_np = y.cpu().numpy()
+    others = np.stack([np.delete(np.arange(n_classes), c) for c in y_np])
+    picks = np.random.RandomState(seed).randint(0, n_classes - 1, len(y_np))
+    return torch.as_tensor(others[np.arange(len(y_np)), picks], device=y.device)
+
+
+def _numpy_explain(explain, x: torch.Tensor) -> Callable[..., np.ndarray]:
+    """Quantus' ``explain_func(model, inputs, targets)`` (numpy in and out) around ``explain`` (channels summed)."""
+
+    def quantus_explain(model, inputs, targets, **_):
+        xs = torch.as_tensor(inputs, device=x.device)
+        return reduce(explain(model, xs, torch.as_tensor(targets, device=x.device).long()), xs).cpu().numpy()
+
+    return quantus_explain
+
+
+def _entropy_floor(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.special.xlogy(a, a).sum(1), a.sum(1)
+
+
+def bench_complexity(attribution: torch.Tensor, repeat: int = 3) -> dict[str, dict[str, float]]:
+    """``sparseness`` and ``complexity`` on maps ``[B, *spatial]`` vs Quantus' ``Sparseness`` and ``Complexity``
+    (``normalise=False``, ``abs=True``: the same values up to Quantus' epsilons) and vs their floors, the work
+    neither can avoid: one sort of ``|a|`` per row (Gini needs the order); one ``a log a`` per value and two sums
+    per row (the entropy). Returns one dict per metric."""
+    import quantus
+
+    a = attribution.detach()
+    a_np = a.unsqueeze(1).cpu().numpy()
+    x_np, y_np = np.zeros_like(a_np), np.zeros(a.shape[0], dtype=int)
+    out = {}
+    for name, ours, floor, metric in (
+        ("sparseness", sparseness, lambda: a.flatten(1).abs().sort(dim=1).values, quantus.Sparseness),
+        ("complexity", complexity, lambda: _entropy_floor(a.flatten(1).abs()), quantus.Complexity),
+    ):
+        q = metric(normalise=False, abs=True, disable_warnings=True, display_progressbar=False)
+        best, results = _race({"ours": lambda f=ours: f(a), "floor": floor,
+                               "quantus": _quiet(lambda q=q: q(model=None, x_batch=x_np, y_batch=y_np,
+                                                               a_batch=a_np.copy()))}, repeat)
+        out[name] = _report(best, results["ours"], results["quantus"])
+    return out
+
+
+def bench_mprt(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, order: str = "cascading",
+               seed: int = 42, repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.mprt` (Spearman) vs Quantus' ``MPRT`` at equal work: Quantus' blocks
+    (:func:`quantus_layer_order`) and weights (seed ``seed + 1`` per block), the same ``explain`` (through a numpy
+    adapter), Quantus given the original maps (``a_batch``) so that both make ``blocks + 1`` explain calls. Floor:
+    those explain calls alone, on the model and on each randomised model. ``max_abs_diff``: Spearman, every step.
+    ``x`` ``[B, C, *spatial]``."""
+    import quantus
+
+    y = as_targets(y, x.shape[0], x.device)
+    blocks = quantus_layer_order(model, order)
+    seeds = [seed + 1] * len(blocks)
+    a_np = reduce(explain(model, x, y), x).cpu().numpy()
+    metric = quantus.MPRT(layer_order="top_down" if order == "cascading" else "independent", seed=seed,
+                          disable_warnings=True, display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def ours() -> torch.Tensor:
+        return mprt(model, x, y, explain, blocks=blocks, order=order, seed=seeds, measures=("spearman",)
+                    ).similarity["spearman"]
+
+    def floor() -> float:  # the explain calls' own time: the models are re-drawn between them
+        seconds = _timed(lambda: explain(model, x, y))[0]
+        for random_model in randomised_models(model, blocks, seeds, order):
+            seconds += _timed(lambda m=random_model: explain(m, x, y))[0]
+        return seconds
+
+    def theirs() -> list:
+        scores = metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np.copy(),
+                        explain_func=_numpy_explain(explain, x), device=device, batch_size=x.shape[0])
+        return [scores[k] for k in scores]
+
+    best, results = _race({"ours": ours, "floor": floor, "quantus": _quiet(theirs),
+                           "randomise": lambda: list(randomised_models(model, blocks, seeds, order))}, repeat,
+                          own_time=("floor",))
+    return _report(best, results["ours"], results["quantus"])
+
+
+def bench_emprt(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, seed: int = 42,
+                repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.emprt` vs Quantus' ``EfficientMPRT`` at equal work (its blocks and weights as in
+    :func:`bench_mprt`, ``skip_layers``: two explain calls; given the entropy of ``|a| / sum |a|`` as its complexity,
+    ``normalise=False``); ``max_abs_diff`` compares ours with Quantus' ``ratio - 1`` plus 1. Floor: ``explain`` on
+    the model and on the fully randomised model."""
+    import quantus
+    import scipy.stats
+
+    y = as_targets(y, x.shape[0], x.device)
+    blocks = quantus_layer_order(model)
+    seeds = [seed + 1] * len(blocks)
+    random_model = randomise(model, blocks, seeds)
+    metric = quantus.EfficientMPRT(complexity_func=lambda a, x, **_: scipy.stats.entropy(np.abs(a).ravel()),
+                                   complexity_func_kwargs={"n_bins": 100}, normalise=False, abs=False, seed=seed,
+                                   layer_order="top_down", disable_warnings=True, display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def floor() -> None:
+        explain(model, x, y)
+        explain(random_model, x, y)
+
+    def theirs() -> np.ndarray:
+        return np.asarray(metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=None, device=device,
+                                 explain_func=_numpy_explain(explain, x), batch_size=x.shape[0])) + 1
+
+    best, results = _race({"ours": lambda: emprt(model, x, y, explain, blocks=blocks, seed=seeds),
+                           "floor": floor, "quantus": _quiet(theirs),
+                           "randomise": lambda: randomise(model, blocks, seeds)}, repeat)
+    return _report(best, results["ours"], results["quantus"])
+
+
+def bench_random_logit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, explain, n_classes: int,
+                       seed: int = 42, repeat: int = 3) -> dict[str, float]:
+    """:func:`metrics.randomisation.random_logit` (Spearman) vs Quantus' ``RandomLogit`` (Spearman, ``abs=True``)
+    at equal work: the other classes Quantus draws (:func:`quantus_other_classes`) given to ours, both computing the
+    two maps. Floor: ``explain`` on ``[x, x]`` for ``[y, other]`` (ours makes that one call of ``2 B`` inputs)."""
+    import quantus
+
+    y = as_targets(y, x.shape[0], x.device)
+    other = quantus_other_classes(y, n_classes, seed)
+    metric = quantus.RandomLogit(num_classes=n_classes, seed=seed, abs=True, disable_warnings=True,
+                                 similarity_func=quantus.similarity_func.correlation_spearman,
+                                 display_progressbar=False)
+    x_np, y_np = x.detach().cpu().numpy(), y.cpu().numpy()
+    xx, yy = torch.cat([x, x]), torch.cat([y, other])
+    device = "cuda" if x.is_cuda else "cpu"
+
+    def ours() -> torch.Tensor:
+        return random_logit(model, x, y, explain, other=other, measures=("spearman",))["spearman"]
+
+    def theirs() -> list:
+        return metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=None, device=device,
+                      explain_func=_numpy_explain(explain, x), batch_size=x.shape[0])
+
+    best, results = _race({"ours": ours, "floor": lambda: explain(model, xx, yy), "quantus": _quiet(theirs)},
+                          repeat)
+    return _report(best, results["ours"], results["quantus"])
