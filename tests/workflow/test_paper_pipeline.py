@@ -1,7 +1,7 @@
 """The paper configuration end to end on the paper's loaders: ``paper.yaml`` with its sizes overridden to tiny
 values, on data written in the three real formats (a flat ImageNet folder holding a non-contiguous subset of the
 validation images with the devkit's labels, an extracted ESC-50, a MedMNIST ``.npz``), with the offline image
-model (no network), through ``evaluation``; and a failing ``prepare_data`` shows its message on the console."""
+model (no network), through ``evaluation``; and a damaged clip stops the run at the preflight, on the console."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def paper_run(tmp_path_factory):
     config["training"].update(epochs=1, patience=1, batch_size=4)
     config["methods"] = {"saliency": config["methods"]["saliency"], "gradcam": config["methods"]["gradcam"],
                          "wam_ig": {**config["methods"]["wam_ig"], "options": {"method": "integrated", "n_samples": 3}}}
-    config["evaluation"].update(steps=4, mu_fidelity={"grid": 4, "subset": 0.2, "samples": 4}, bootstrap=20)
+    config["evaluation"].update(steps=4, mu_fidelity={"grid": 4, "subset": 0.2, "samples": 4}, bootstrap=20,
+                                protocol_sensitivity={"wam": {"steps": 4, "mu_fidelity": {"samples": 4, "blur": 2}},
+                                                      "baseline": {"steps": 8, "mu_fidelity": {"samples": 8}}})
     path = workdir / "paper-tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     snakemake(workdir, path, "evaluation")
@@ -92,11 +94,12 @@ def test_the_paper_configuration_runs_on_the_real_formats(paper_run):
     assert (results / "preflight.json").is_file()
 
 
-def test_a_failing_prepare_data_prints_its_message_on_the_console(paper_run):
+def test_a_truncated_clip_stops_the_run_at_the_preflight_with_its_message_on_the_console(paper_run):
+    """A truncated clip (2 s), not the first one: the preflight reads every clip and stops the run before any other
+    job, and plain ``snakemake`` (the default workflow profile) prints why."""
     workdir, config, _ = paper_run
     import soundfile as sf
 
-    # a truncated clip (2 s), not the first one: preflight samples only the first clip, prepare_data reads all
     clip = Path(config["datasets"]["audio"]["path"]) / "audio" / "4-1000-A-0.wav"
     sf.write(clip, np.zeros(44100 * 2), 44100)
     bad = workdir / "bad.yaml"
@@ -104,3 +107,4 @@ def test_a_failing_prepare_data_prints_its_message_on_the_console(paper_run):
     console = snakemake(workdir, bad, str(Path("results") / "bad" / "data" / "audio.json"), ok=False)
     assert "4-1000-A-0.wav is 44100 Hz, 2.000 s; ESC-50 clips are 44100 Hz, 5 s" in console
     assert "allow_short_clips: true zero-pads it" in console
+    assert "preflight found 1 problem(s)" in console and "rule prepare_data" not in console
