@@ -50,8 +50,9 @@ def test_scores_are_tidy_and_complete(ci_run):
     keys = ["dataset", "model", "method", "metric", "domain", "auc", "protocol", "ranking"]
     groups = curves.groupby(keys).size()
     n_pairs = sum(len(d["models"]) for d in config["datasets"].values())
-    # per method: its Table 1 cell under both protocols, and both domains under the reference (one repeats)
-    assert len(groups) == n_pairs * len(config["methods"]) * 3 * 3 * 2
+    # per method: its Table 1 cell under both protocols and under the reference's unequal settings, and both
+    # domains under the reference (one repeats)
+    assert len(groups) == n_pairs * len(config["methods"]) * 4 * 3 * 2
     for (dataset, *_), n in groups.items():
         assert n == config["datasets"][dataset]["n_inputs"]
     faith = curves.pivot_table(index=[k for k in keys if k != "metric"] + ["sample_id"],
@@ -80,6 +81,24 @@ def test_a_scales_cell_is_recomputed_from_the_stored_raw_band_magnitudes(ci_run)
                  & (table["level"] == "level1")]
     assert cell["mean"].item() == pytest.approx(expected, abs=1e-6)
     assert "normalised per image" in (results / "tables" / "scales.md").read_text()
+
+
+def test_a_protocol_sensitivity_cell_is_recomputed_from_the_per_sample_scores(ci_run):
+    """``tables/protocol_sensitivity``: GradCAM's deletion on the volumes under the unequal settings (16 steps for
+    the baselines in ``ci.yaml``) is the mean of its per-sample scores of protocol ``reference_unequal``, and its
+    rank among the methods is recomputed from the means."""
+    workdir, config, _, _, _ = ci_run
+    results = workdir / "results" / "ci"
+    scores = pd.read_csv(results / "scores" / "scores.csv", keep_default_na=False)
+    part = scores[(scores["dataset"] == "volumes") & (scores["metric"] == "deletion") & (scores["auc"] == "paper")
+                  & (scores["protocol"] == "reference_unequal")]
+    means = part.groupby("method")["value"].mean()
+    table = pd.read_csv(results / "tables" / "protocol_sensitivity.csv")
+    row = table[(table["dataset"] == "volumes") & (table["method"] == "gradcam") & (table["metric"] == "deletion")]
+    assert row["unequal"].item() == pytest.approx(means["gradcam"], abs=1e-6)
+    assert row["rank_unequal"].item() == int((means < means["gradcam"]).sum()) + 1  # deletion: lowest is best
+    curves = pd.read_csv(results / "curves" / "volumes" / "resnet3d" / "gradcam" / "0.csv", keep_default_na=False)
+    assert curves["fraction"].nunique() == config["evaluation"]["steps"] + 1  # the equal-settings curves only
 
 
 def test_an_lrp_conservation_cell_is_recomputed_from_the_maps_and_the_model(ci_run):
