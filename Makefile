@@ -47,7 +47,7 @@ speed: setup
 	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
 
 test: setup
-	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster --ignore=tests/report
+	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --doctest-modules tests wam baselines metrics workflow/lib --ignore=tests/cluster --ignore=tests/report
 
 # The workflow on a one-node SLURM cluster started by the test (root on Debian; skipped otherwise).
 test-cluster: setup

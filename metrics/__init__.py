@@ -10,10 +10,12 @@ dimensions, in the pixel and the wavelet domain:
 
 Example::
 
-    >>> import metrics
-    >>> c = metrics.insertion(model, x, y, attribution, domain="wavelet", steps=64)  # doctest: +SKIP
-    >>> c.probs.shape, c.auc("paper").shape                                           # doctest: +SKIP
-    (torch.Size([B, 65]), torch.Size([B]))
+    >>> import metrics, torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4))
+    >>> x, y, attribution = torch.rand(2, 3, 16, 16), torch.tensor([0, 3]), torch.rand(2, 16, 16)  # a dyadic map
+    >>> c = metrics.insertion(model, x, y, attribution, domain="wavelet", steps=8)
+    >>> c.probs.shape, c.auc("paper").shape
+    (torch.Size([2, 9]), torch.Size([2]))
     >>> {"deletion", "road", "max_sensitivity", "mprt", "sparseness"} <= set(metrics.available())
     True
 """

@@ -7,9 +7,13 @@ Called by the workflow's ``speed`` target (ratios measured in one process, never
 
 Example::
 
+    >>> import torch
     >>> from metrics.bench import compare_with_quantus
-    >>> compare_with_quantus(model, x, y, attribution, features_in_step=16, batch_size=64)  # doctest: +SKIP
-    {'seconds': ..., 'quantus_seconds': ..., 'forward_floor_seconds': ..., 'max_abs_diff': ...}
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8 * 8, 4)).eval()
+    >>> x, y = torch.rand(2, 1, 8, 8), torch.tensor([0, 1])
+    >>> times = compare_with_quantus(model, x, y, torch.rand(2, 8, 8), features_in_step=16, batch_size=64, repeat=1)
+    >>> sorted(times), times["max_abs_diff"] < 1e-5
+    (['forward_floor_seconds', 'max_abs_diff', 'quantus_seconds', 'seconds'], True)
 """
 
 from __future__ import annotations

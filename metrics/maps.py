@@ -70,7 +70,7 @@ def flatten(attribution: Map, name: str = "attribution") -> torch.Tensor:
     if isinstance(attribution, torch.Tensor):
         flat = _tensor(attribution, name, (2, 3, 4, 5, 6)).flatten(1)
     elif isinstance(attribution, list | tuple):
-        flat = torch.cat([b.flatten(1) for b in band_list(attribution, name)], dim=1)
+        flat = transform.flatten_bands(band_list(attribution, name))[0]
     else:
         raise ValueError(f"{name}: expected {MAP_LAYOUT}, got {type(attribution).__name__}")
     return flat.to(torch.promote_types(flat.dtype, torch.float32))

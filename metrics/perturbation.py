@@ -203,7 +203,7 @@ class Problem:
         if self.domain == "pixel":
             out = values.reshape(x.shape)
         else:
-            out = rebuild(values, self.band_shapes, self.wavelet, self.spatial).to(x.dtype)
+            out = transform.waverec_flat(values, self.band_shapes, self.wavelet, self.spatial).to(x.dtype)
             if whole is not None:
                 out = torch.where(whole.view(-1, *[1] * (out.dim() - 1)), x, out)
         return out[:, 0] if self.squeezed else out
@@ -225,24 +225,7 @@ def wavelet_features(x4: torch.Tensor, wavelet: str, levels: int, mode: str
     """Flat coefficients ``[B, C, N]`` of the transform of ``x4`` ``[B, C, *spatial]`` (bands in
     :func:`wam.transform.bands` order, each flattened) and the band shapes."""
     check_wavelet_args(x4, wavelet, levels, mode)
-    flat = transform.bands(transform.wavedec(x4, x4.dim() - 2, wavelet, levels, mode))
-    return torch.cat([b.flatten(2) for b in flat], dim=2), [tuple(b.shape[2:]) for b in flat]
-
-
-def rebuild(coeffs: torch.Tensor, band_shapes: Sequence[tuple[int, ...]], wavelet: str,
-            spatial: Sequence[int]) -> torch.Tensor:
-    """Inverse of :func:`wavelet_features`: ``[R, C, *spatial]`` from flat coefficients ``[R, C, N]``."""
-    sizes = [_numel(s) for s in band_shapes]
-    parts = [p.reshape(*p.shape[:2], *s) for p, s in zip(torch.split(coeffs, sizes, dim=2), band_shapes, strict=True)]
-    ndim = len(spatial)
-    return transform.waverec(transform.unbands(parts, ndim), ndim, wavelet, spatial)
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+    return transform.flatten_bands(transform.bands(transform.wavedec(x4, x4.dim() - 2, wavelet, levels, mode)), 2)
 
 
 def check_wavelet_args(x4: torch.Tensor, wavelet: str, levels: int, mode: str) -> None:

@@ -56,7 +56,6 @@ from metrics.perturbation import (
     Preprocess,
     as_batch,
     check_choice,
-    rebuild,
     wavelet_features,
 )
 from metrics.registry import register
@@ -174,7 +173,7 @@ def stability_scores(
         space, shapes = wavelet_features(x4, wavelet, levels, mode)
 
         def inputs_of(v: torch.Tensor) -> torch.Tensor:
-            out = rebuild(v, shapes, wavelet, x4.shape[2:]).to(x.dtype)
+            out = transform.waverec_flat(v, shapes, wavelet, x4.shape[2:]).to(x.dtype)
             return out[:, 0] if squeezed else out
 
     def predicted(inputs: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The Wavelet Attribution Method: gradients of a classifier with respect to wavelet coefficients.
 
 ``z = W(x)`` is the input's discrete wavelet transform and ``f_c`` the model's logit for class ``c``; every
-variant differentiates ``f_c(W^-1(z))`` with autograd (DESIGN.md, "The method"):
+variant differentiates ``f_c(W^-1(z))`` with autograd (the WAM paper, ICML 2025, arXiv 2410.01482):
 
 - ``gradient``:   ``g(z) = d f_c(W^-1(z)) / d z``
 - ``smooth``:     mean of ``g`` over ``n_samples`` noisy copies ``W(x + d)``, ``d ~ N(0, s^2)``,
@@ -27,7 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -154,23 +153,12 @@ class Explanation:
     def filter(self, keep: float = 0.1) -> torch.Tensor:
         """The input rebuilt from its most important ``keep`` fraction of coefficients (per sample).
 
-        Coefficients are ranked by ``|grads|`` over every band and channel; the others are set to zero.
+        Coefficients are ranked by ``|grads|`` over every band and channel; the others are set to zero
+        (:func:`wam.transform.keep_top`; ``ValueError`` unless ``0 < keep <= 1``).
         Returns a tensor shaped like the explained input.
         """
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep: expected a fraction in (0, 1], got {keep!r}")
-        grads = transform.bands(self.grads)
-        coeffs = transform.bands(self.coeffs)
-        flat = torch.cat([g.abs().flatten(1) for g in grads], dim=1)
-        k = max(1, math.ceil(keep * flat.shape[1]))
-        threshold = flat.topk(k, dim=1).values[:, -1:]
-        mask = flat >= threshold
-        kept, start = [], 0
-        for c in coeffs:
-            n = c[0].numel()
-            kept.append(c * mask[:, start : start + n].reshape(c.shape))
-            start += n
-        x = transform.waverec(transform.unbands(kept, self.ndim), self.ndim, self.wavelet, self.size)
+        scores = [g.abs() for g in transform.bands(self.grads)]
+        x = transform.keep_top(transform.bands(self.coeffs), scores, [keep], self.ndim, self.wavelet, self.size)[:, 0]
         return x[:, 0] if self.squeeze_channel else x
 
 

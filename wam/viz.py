@@ -4,11 +4,15 @@
 
 Example::
 
-    >>> import matplotlib.pyplot as plt
-    >>> from wam import viz
-    >>> fig, axes = plt.subplots(1, 4)
-    >>> viz.dyadic(expl, index=0, ax=axes[0])
-    >>> viz.scales(expl, index=0, axes=axes[1:])
+    >>> import matplotlib.pyplot as plt, torch
+    >>> from wam import WAM, viz
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5))
+    >>> expl = WAM(model, ndim=2, levels=3, method="gradient")(torch.rand(1, 3, 32, 32), [2])
+    >>> fig, axes = plt.subplots(1, 5)
+    >>> _ = viz.dyadic(expl, index=0, ax=axes[0])
+    >>> _ = viz.scales(expl, index=0, axes=axes[1:])
+    >>> [ax.get_title() for ax in axes[1:]][0].startswith("level 1")
+    True
 """
 
 from __future__ import annotations

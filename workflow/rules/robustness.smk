@@ -5,9 +5,9 @@ if "robustness" in config:
     ROBUST_DIR = RESULTS / "robustness"
     ROBUST_MODELS = list(ROBUSTNESS["models"])
     # (model, training seed) pairs: every seed of robustness.seeds for a model the DAG trains, one for a checkpoint
-    from workflow.scripts.robustness import model_seeds as _model_seeds, settings as _robust_settings
+    from workflow.lib.experiments.robustness import model_seeds as _model_seeds, settings as _robust_settings
 
-    ROBUST_RUNS = [(m, s) for m in ROBUST_MODELS for s in _model_seeds(_robust_settings(config), m)]
+    ROBUST_RUNS = [(m, s) for m in ROBUST_MODELS for s in _model_seeds(_robust_settings(CONFIG), m)]
     # The offline texture set is written by robustness_data; an ImageNet data set by the prepare_data rule.
     OFFLINE = ROBUSTNESS.get("data", "textures") == "textures"
     ROBUST_DATA = ROBUST_DIR / "data.json" if OFFLINE else RESULTS / "data" / f"{ROBUSTNESS['data']}.json"
@@ -24,7 +24,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_data"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness prepare --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness prepare --config {CONFIG_FILE}"
             " --out {output} 2> {log}"
 
     rule robustness_model:
@@ -45,7 +45,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_model", "model", "seed"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness model --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness model --config {CONFIG_FILE}"
             " --name {wildcards.model} --seed {wildcards.seed} --out {output} 2> {log}"
 
     rule robustness_evaluate:
@@ -72,7 +72,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_evaluate", "model", "seed"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness evaluate --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness evaluate --config {CONFIG_FILE}"
             " --name {wildcards.model} --seed {wildcards.seed} --model {input.model} --scores {output.scores}"
             " --summary {output.summary} 2> {log}"
 
@@ -96,7 +96,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_table"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness table --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness table --config {CONFIG_FILE}"
             " --scores {input.scores} --summaries {input.summaries} --tables {RESULTS}/tables"
             " --figure {output.figure} 2> {log}"
 
