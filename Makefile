@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $$($(BIN)/python -c \
-	  "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['cluster']))")
+	  "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; \
+	  print(' '.join(extras['cluster'] + extras['attnlrp']))")
 	@rm -f $(VENV)/.installed-* && touch $@
 
 apt:
@@ -40,13 +41,13 @@ apt:
 	fi
 
 run: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
 
 speed: setup
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
 
 test: setup
-	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --ignore=tests/cluster --ignore=tests/report
+	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --doctest-modules tests wam baselines metrics workflow/lib --ignore=tests/cluster --ignore=tests/report
 
 # The workflow on a one-node SLURM cluster started by the test (root on Debian; skipped otherwise).
 test-cluster: setup

@@ -1,7 +1,7 @@
 """Pixel-domain attribution methods WAM is compared with, behind one registry.
 
 Each method is one module registering a class with ``@register("name")`` (the built-in ones are listed in
-``registry.BUILTINS`` and imported when first asked for); ``get`` builds it for a model. Every method maps
+``registry.METHODS.lazy`` and imported when first asked for); ``get`` builds it for a model. Every method maps
 ``x [B, C, *spatial]`` (1 to 3 spatial dimensions) and class indices ``y [B]`` to an attribution of ``x``'s
 shape (class activation maps are upsampled to the input size and repeated over channels). Audio: explain
 ``model.classifier`` on ``model.frontend(wave)``.

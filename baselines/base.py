@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.cam_target import CamTarget, Reshape, resolve_cam_target
 from wam.utils import as_targets, check_input, check_targets_range, chunks, input_gradients_only
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -88,60 +89,6 @@ def _checked_outputs(model: nn.Module, y: torch.Tensor) -> Iterator[None]:
         handle.remove()
 
 
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-                 nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
-Reshape = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _is_global_pool(module: nn.Module) -> bool:
-    """torch's adaptive pools and timm's ``SelectAdaptivePool2d`` (matched by name: no timm import)."""
-    return isinstance(module, _GLOBAL_POOLS) or type(module).__name__.startswith("SelectAdaptivePool")
-
-
-def last_feature_map(model: nn.Module, x: torch.Tensor) -> str:
-    """Dotted name of the module that outputs ``model``'s last spatial feature map for inputs like ``x``.
-
-    One forward pass of ``x[:1]`` with hooks: among the module outputs shaped like a feature map
-    (``[B, K, *s]``, as many dimensions as ``x``) that are complete before the first global pooling module
-    (torch ``AdaptiveAvg/MaxPool``, timm ``SelectAdaptivePool``) starts, the last one; of the modules that
-    return that very tensor (a block and the stage that ends with it), the outermost. This is the map the
-    head pools: e.g. ``layer4`` of a ResNet (after its last residual add and activation), ``bn2`` of a timm
-    EfficientNet (after the head convolution's batch norm and activation). Models whose last spatial map is
-    a token grid (ViTs) need ``layer=`` and ``reshape=`` (:class:`CamBaseline`).
-    """
-    done: list[tuple[str, torch.Tensor]] = []
-    pooling = [False]
-
-    def on_output(name: str):
-        def hook(module: nn.Module, args: object, out: object) -> None:
-            if not pooling[0] and isinstance(out, torch.Tensor) and out.dim() == x.dim():
-                done.append((name, out))
-        return hook
-
-    def on_pool(module: nn.Module, args: object) -> None:
-        pooling[0] = True
-
-    handles = []
-    for name, module in model.named_modules():
-        if name:
-            handles.append(module.register_forward_hook(on_output(name)))
-            if _is_global_pool(module):
-                handles.append(module.register_forward_pre_hook(on_pool))
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    if not done:
-        raise ValueError(
-            f"layer: found no module output shaped like a feature map [B, K, *s] ({x.dim()} dimensions) before "
-            "the global pooling; pass layer='dotted.module.name' (and reshape= for token maps)"
-        )
-    last = done[-1][1]
-    return [name for name, out in done if out is last][-1]
-
-
 def find_layer(model: nn.Module, layer: str) -> nn.Module:
     """``model``'s submodule ``layer`` (dotted name); ``ValueError`` naming it when absent."""
     try:
@@ -153,7 +100,10 @@ def find_layer(model: nn.Module, layer: str) -> nn.Module:
 def upsample_cam(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``cam [B, 1, *s]`` -> ``[B, C, *spatial]`` of ``x [B, C, *spatial]``.
 
-    (Bi/tri)linear interpolation with ``align_corners=False``, ReLU, repeated over the channels.
+    (Bi/tri)linear interpolation with ``align_corners=False``, ReLU, repeated over the channels. A map constant
+    at the layer (all zero, or one position: a 1 x 1 map) stays exactly constant: interpolation would add 1-ulp
+    ripples, and the scoring, which flags constant maps as degenerate (``metrics.perturbation.constant_rows``),
+    would rank the pixels by rounding noise instead.
     """
     size = tuple(x.shape[2:])
     if cam.dim() != x.dim():
@@ -162,41 +112,71 @@ def upsample_cam(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             f"{tuple(x.shape)}, got {tuple(cam.shape)} (token maps need reshape=)"
         )
     if tuple(cam.shape[2:]) != size:
-        cam = F.interpolate(cam, size=size, mode=_MODES[len(size)], align_corners=False)
+        low = cam.flatten(1).amin(1).reshape(-1, 1, *[1] * len(size))
+        same = low == cam.flatten(1).amax(1).reshape(low.shape)
+        cam = torch.where(same, low, F.interpolate(cam, size=size, mode=_MODES[len(size)], align_corners=False))
     return F.relu(cam).expand(-1, x.shape[1], *size).contiguous()
 
 
 class CamBaseline(Baseline):
     """A class activation map on a layer's feature map ``A [B, K, *s]`` and ``g = d f_y / d A``.
 
-    ``layer``: dotted module name; by default the model's last spatial feature map
-    (:func:`last_feature_map`, resolved on the first call and kept in ``layer_name``). ``reshape`` maps the
-    layer's output to ``[B, K, *s]`` when it is not one already (a ViT's tokens ``[B, 1 + N, D]`` to its
-    patch grid). Subclasses implement ``cam(acts, grads) -> [b, 1, *s]``; ``explain(x, y)`` returns it
-    upsampled to ``x``'s spatial size and repeated over ``x``'s channels: ``[B, C, *spatial]``.
+    By default the layer and the reshape of its output to ``[B, K, *s]`` are resolved from the model's
+    structure (:func:`~baselines.cam_target.resolve_cam_target`: a CNN's last spatial feature map, a ViT's or a
+    Swin's last block's ``norm1`` on its patch grid) on the first call, and again when the input's shape
+    changes; ``cam_target`` (a :class:`~baselines.cam_target.CamTarget`, ``None`` before the first call) and
+    ``layer_name`` record the choice. ``layer``: a dotted module name instead, whose output is a map already or,
+    with ``reshape``, becomes one (e.g. a ViT's tokens ``[B, 1 + N, D]`` to its patch grid). Subclasses
+    implement ``cam(acts, grads) -> [b, 1, *s]``; ``explain(x, y)`` returns it upsampled to ``x``'s spatial
+    size and repeated over ``x``'s channels: ``[B, C, *spatial]``.
+
+    Example (a timm ViT, patch 8 on 32 x 32 inputs: a 4 x 4 grid of patch tokens after the class token)::
+
+        >>> import timm, torch, baselines
+        >>> vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,
+        ...                         embed_dim=16, num_heads=2, num_classes=3).eval()
+        >>> explain = baselines.get("gradcam", vit)
+        >>> explain(torch.rand(2, 3, 32, 32), torch.tensor([0, 2])).shape
+        torch.Size([2, 3, 32, 32])
+        >>> explain.cam_target
+        CamTarget(layer='blocks.1.norm1', kind='tokens', grid=(4, 4), prefix_tokens=1)
     """
 
     def __init__(self, model: nn.Module, batch_size: int = 64, *, layer: str | None = None,
                  reshape: Reshape | None = None) -> None:
         super().__init__(model, batch_size)
-        self.layer_name = layer
-        self.layer = None if layer is None else find_layer(model, layer)
-        self.reshape = reshape
+        if reshape is not None and layer is None:
+            raise ValueError("reshape: give it with layer= (without layer=, the layer and its reshape are resolved "
+                             "from the model's structure)")
+        self._resolved_for: tuple[int, ...] | None = None  # x.shape[1:] the automatic target was resolved on
+        self.cam_target: CamTarget | None = None
+        self.layer: nn.Module | None = None
+        if layer is not None:
+            self.cam_target = CamTarget(layer, "feature_map") if reshape is None else CamTarget(
+                layer, "custom", custom=reshape)
+            self.layer = find_layer(model, layer)
+
+    @property
+    def layer_name(self) -> str | None:
+        """The layer's dotted name (``None`` until resolved)."""
+        return None if self.cam_target is None else self.cam_target.layer
 
     def attribute(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.resolve_layer(x)
         return self.per_chunk(lambda xs, ys: upsample_cam(self.cam(*self.activations_and_gradients(xs, ys)), xs),
                               x, y)
 
     def resolve_layer(self, x: torch.Tensor) -> str:
-        """The layer's dotted name, found with :func:`last_feature_map` on ``x`` when not given."""
-        if self.layer is None:
-            self.layer_name = last_feature_map(self.model, x)
-            self.layer = find_layer(self.model, self.layer_name)
-        return self.layer_name
+        """The layer's dotted name; unless given, ``cam_target`` is resolved on ``x`` (when its shape changed)."""
+        if self.layer is None or (self._resolved_for is not None and self._resolved_for != tuple(x.shape[1:])):
+            self.cam_target = resolve_cam_target(self.model, x)
+            self.layer = find_layer(self.model, self.cam_target.layer)
+            self._resolved_for = tuple(x.shape[1:])
+        return self.cam_target.layer
 
     def activations_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The layer's map ``A [b, K, *s]`` (after ``reshape``) and ``d S_y / d A`` for one chunk."""
+        """The layer's map ``A [b, K, *s]`` and ``d S_y / d A`` for one chunk (``cam_target.reshape`` applied;
+        the target resolved first when needed, :meth:`resolve_layer`)."""
+        self.resolve_layer(x)
         saved: list[torch.Tensor] = []
 
         def hook(module: nn.Module, args: object, out: object) -> torch.Tensor:
@@ -213,10 +193,7 @@ class CamBaseline(Baseline):
         if not saved:
             raise ValueError(f"layer: {self.layer_name!r} was not called by the model's forward")
         (grads,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), saved[-1])
-        acts = saved[-1].detach()
-        if self.reshape is not None:
-            acts, grads = self.reshape(acts), self.reshape(grads)
-        return acts, grads
+        return self.cam_target.reshape(saved[-1].detach()), self.cam_target.reshape(grads)
 
     def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         """Map ``[b, 1, *s]`` (>= 0) from the layer's map ``acts`` and its gradient ``grads`` ``[b, K, *s]``."""

@@ -1,4 +1,4 @@
-"""Grad-CAM (Selvaraju et al., 2017) on the model's last spatial feature map by default.
+"""Grad-CAM (Selvaraju et al., 2017) on the layer resolved from the model's structure by default.
 
 Computed from the layer's activations and gradients (:class:`~baselines.base.CamBaseline`), so that token
 maps (ViTs, through ``reshape``) work too; equal to captum's ``LayerGradCam`` on convolutional layers
@@ -20,7 +20,8 @@ class GradCAM(CamBaseline):
 
     Upsampled (bi/trilinear, ``align_corners=False``) to ``x``'s spatial size and repeated over its
     channels: ``explain(x [B, C, *spatial], y [B]) -> [B, C, *spatial]``. ``layer``: dotted module
-    name, by default the model's last spatial feature map (:func:`baselines.base.last_feature_map`).
+    name, by default resolved from the model (:func:`baselines.cam_target.resolve_cam_target`: a CNN's last
+    spatial feature map, a ViT's or a Swin's last block's ``norm1`` on its patch grid).
     """
 
     def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ class GradCAMPlusPlus(CamBaseline):
     """Grad-CAM++ map on ``layer``, upsampled and repeated like Grad-CAM.
 
     ``explain(x [B, C, *spatial], y [B]) -> [B, C, *spatial]``; ``layer``: dotted module name, by
-    default the model's last spatial feature map.
+    default resolved from the model (:func:`baselines.cam_target.resolve_cam_target`).
     """
 
     def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

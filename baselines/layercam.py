@@ -29,7 +29,8 @@ from baselines.registry import register
 class LayerCAM(CamBaseline):
     """``ReLU(sum_k ReLU(d f_y / d A_k) * A_k)`` on ``layer``'s map ``A [B, K, *s]`` (1D, 2D, 3D; token maps with
     ``reshape``), upsampled and repeated over channels like Grad-CAM: ``explain(x [B, C, *spatial], y [B]) ->
-    [B, C, *spatial]``. ``layer``: dotted module name, by default the model's last spatial feature map.
+    [B, C, *spatial]``. ``layer``: dotted module name, by default resolved from the model
+    (:func:`baselines.cam_target.resolve_cam_target`).
     """
 
     def cam(self, acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,11 @@ Worked example of README "Add a metric": one file, registered by its decorator.
 
 Example::
 
-    >>> import metrics
-    >>> metrics.get("aopc")(model, x, y, attribution, steps=16)   # [B]    # doctest: +SKIP
+    >>> import metrics, torch
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    >>> x, y = torch.rand(2, 3, 8, 8), torch.tensor([1, 2])
+    >>> metrics.get("aopc")(model, x, y, torch.rand(2, 8, 8), steps=16).shape   # [B]
+    torch.Size([2])
 """
 
 from __future__ import annotations

@@ -163,9 +163,7 @@ class Problem:
             scores = spatial_scores(attribution, x4).flatten(1)
             return cls(x4, squeezed, domain, feature_rank(scores, tie_break, seed), constant_rows(scores),
                        base4=broadcast_baseline(baseline, x, x4))
-        check_wavelet_args(x4, wavelet, levels, mode)
-        flat = transform.bands(transform.wavedec(x4, ndim, wavelet, levels, mode))
-        shapes = [tuple(b.shape[2:]) for b in flat]
+        coeffs, shapes = wavelet_features(x4, wavelet, levels, mode)
         if isinstance(attribution, torch.Tensor):
             a = _finite(attribution)
             if a.dim() == ndim + 2 and tuple(a.shape[:2]) == tuple(x4.shape[:2]):
@@ -183,9 +181,32 @@ class Problem:
             for h in range(1, len(band_maps), 3):  # bands: approx, then (H, V, D) per level
                 band_maps[h], band_maps[h + 1] = band_maps[h + 1], band_maps[h]
         scores = torch.cat([m.to(x4.device).flatten(1).float() for m in band_maps], dim=1)
-        coeffs = torch.cat([b.flatten(2) for b in flat], dim=2)
         return cls(x4, squeezed, domain, feature_rank(scores, tie_break, seed), constant_rows(scores), coeffs=coeffs,
                    band_shapes=shapes, wavelet=wavelet)
+
+    @property
+    def grids(self) -> list[tuple[int, ...]]:
+        """The feature grids, in feature order: the spatial grid (pixel domain) or each band's (wavelet domain)."""
+        return [self.spatial] if self.domain == "pixel" else list(self.band_shapes)
+
+    def values(self, samples: torch.Tensor) -> torch.Tensor:
+        """What the features of rows ``samples`` ``[R]`` hold, ``[R, C, N]``: pixel values (pixel domain) or
+        flat coefficients (wavelet domain)."""
+        return self.x4[samples].flatten(2) if self.domain == "pixel" else self.coeffs[samples]
+
+    def assemble(self, samples: torch.Tensor, values: torch.Tensor, whole: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """Inputs ``[R, ...]`` (``x``'s own layout) whose features hold ``values`` ``[R, C, N]`` (wavelet domain:
+        rebuilt with the inverse transform). ``whole`` ``[R]`` bool marks rows whose values are the input's own:
+        they get the input itself (no round-off from the rebuild)."""
+        x = self.x4[samples]
+        if self.domain == "pixel":
+            out = values.reshape(x.shape)
+        else:
+            out = transform.waverec_flat(values, self.band_shapes, self.wavelet, self.spatial).to(x.dtype)
+            if whole is not None:
+                out = torch.where(whole.view(-1, *[1] * (out.dim() - 1)), x, out)
+        return out[:, 0] if self.squeezed else out
 
     def inputs(self, samples: torch.Tensor, keep: torch.Tensor, whole: torch.Tensor | None = None) -> torch.Tensor:
         """Perturbed inputs ``[R, ...]`` (``x``'s own layout) for rows of ``samples`` ``[R]``.
@@ -194,29 +215,17 @@ class Problem:
         the baseline; wavelet domain: coefficient set to 0, input rebuilt). ``whole`` ``[R]`` bool marks rows
         that keep every feature: they get the input itself (no round-off from the rebuild).
         """
-        x = self.x4[samples]
-        if self.domain == "pixel":
-            out = torch.where(keep.view(keep.shape[0], 1, *self.spatial), x, self.base4[samples])
-        else:
-            z = self.coeffs[samples] * keep.unsqueeze(1).to(self.coeffs.dtype)
-            sizes = [_numel(s) for s in self.band_shapes]
-            parts = [
-                p.reshape(*p.shape[:2], *s)
-                for p, s in zip(torch.split(z, sizes, dim=2), self.band_shapes, strict=True)
-            ]
-            ndim = len(self.spatial)
-            out = transform.waverec(transform.unbands(parts, ndim), ndim, self.wavelet, self.spatial)
-            out = out.to(x.dtype)
-            if whole is not None:
-                out = torch.where(whole.view(-1, *[1] * (out.dim() - 1)), x, out)
-        return out[:, 0] if self.squeezed else out
+        values = self.values(samples)
+        removed = self.base4[samples].flatten(2) if self.domain == "pixel" else torch.zeros_like(values)
+        return self.assemble(samples, torch.where(keep.unsqueeze(1), values, removed), whole)
 
 
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+def wavelet_features(x4: torch.Tensor, wavelet: str, levels: int, mode: str
+                     ) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """Flat coefficients ``[B, C, N]`` of the transform of ``x4`` ``[B, C, *spatial]`` (bands in
+    :func:`wam.transform.bands` order, each flattened) and the band shapes."""
+    check_wavelet_args(x4, wavelet, levels, mode)
+    return transform.flatten_bands(transform.bands(transform.wavedec(x4, x4.dim() - 2, wavelet, levels, mode)), 2)
 
 
 def check_wavelet_args(x4: torch.Tensor, wavelet: str, levels: int, mode: str) -> None:

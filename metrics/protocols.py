@@ -24,9 +24,15 @@ How a wavelet-domain map is aggregated before ranking is separate (:func:`rank_m
 
 Example::
 
+    >>> import metrics, torch
     >>> from metrics import protocols
-    >>> x_in, options = protocols.setup("reference", "images", "pixel", x)          # doctest: +SKIP
-    >>> metrics.deletion(model, x_in, y, a, domain="pixel", preprocess=normalise, **options)  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    >>> x, y, a = torch.rand(2, 3, 8, 8), torch.tensor([0, 1]), torch.rand(2, 8, 8)
+    >>> x_in, options = protocols.setup("reference", "images", "pixel", x)
+    >>> sorted(options)
+    ['baseline', 'counts', 'postprocess', 'seed', 'tie_break']
+    >>> metrics.deletion(model, x_in, y, a, domain="pixel", steps=4, **options).probs.shape
+    torch.Size([2, 5])
 """
 
 from __future__ import annotations

@@ -115,3 +115,18 @@ def linear_model(in_shape: tuple[int, ...], n_classes: int = 3, seed: int = 3) -
 
 def smooth_model(in_shape: tuple[int, ...], n_classes: int = 3, seed: int = 4) -> SmoothModel:
     return _seeded(SmoothModel(in_shape, n_classes), seed)
+
+
+def target_logit(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[B]``: each input's logit of its class ``y``, without gradient."""
+    with torch.no_grad():
+        return model(x).gather(1, y[:, None])[:, 0]
+
+
+def audio_clips() -> torch.Tensor:
+    """``[3, 22050]``: 0.5 s at 44.1 kHz of a loud 440 Hz tone, a 3 kHz tone 60 dB under it, and seeded noise."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(22050) / 44100
+    loud = torch.sin(2 * torch.pi * 440 * t)
+    quiet = 1e-3 * torch.sin(2 * torch.pi * 3000 * t)
+    return torch.stack([loud, quiet, 0.1 * torch.randn(22050, generator=gen)])

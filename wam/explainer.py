@@ -1,7 +1,7 @@
 """The Wavelet Attribution Method: gradients of a classifier with respect to wavelet coefficients.
 
 ``z = W(x)`` is the input's discrete wavelet transform and ``f_c`` the model's logit for class ``c``; every
-variant differentiates ``f_c(W^-1(z))`` with autograd (DESIGN.md, "The method"):
+variant differentiates ``f_c(W^-1(z))`` with autograd (the WAM paper, ICML 2025, arXiv 2410.01482):
 
 - ``gradient``:   ``g(z) = d f_c(W^-1(z)) / d z``
 - ``smooth``:     mean of ``g`` over ``n_samples`` noisy copies ``W(x + d)``, ``d ~ N(0, s^2)``,
@@ -27,7 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -93,6 +92,40 @@ class Explanation:
         maps = [_band_magnitude(b) for b in transform.bands(self.grads)]
         return [_per_sample_normalize(m) for m in maps] if normalize else maps
 
+    def scale_shares(self, per_coefficient: bool = False) -> torch.Tensor:
+        """How much of the attribution lies at each scale: ``[B, levels + 1]``, finest level first, the
+        approximation last (:func:`wam.transform.level_names`); every row is >= 0 and sums to 1.
+
+        The importance of a level is the sum of ``|mean_c attribution|`` over its coefficients (every detail band
+        of the level; the approximation is its own scale), from the raw maps (``band_maps(normalize=False)``: the
+        per-band normalised maps are for display only, they would erase the relative size of the levels). The
+        share of a level is its importance over the sum of all (normalised per image, as the paper's robustness
+        section). ``per_coefficient``: each level's importance is first divided by its number of coefficients
+        (a finer level has ``2^ndim`` times more of them), then normalised to sum 1.
+
+        ``ValueError`` for reference maps (already normalised over the batch) and for a sample whose attribution
+        is zero everywhere (its shares are undefined).
+
+        >>> import torch
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+        >>> expl = WAM(model, ndim=2, method="gradient", levels=2)(torch.rand(2, 3, 16, 16), [1, 7])
+        >>> shares = expl.scale_shares()
+        >>> shares.shape, bool(torch.allclose(shares.sum(1), torch.ones(2)))
+        (torch.Size([2, 3]), True)
+        """
+        if self.reference_maps is not None:
+            raise ValueError("aggregation: scale shares need raw magnitudes; explain with aggregation='paper'")
+        maps = self.band_maps(normalize=False)
+        importance = transform.level_sums(maps, self.ndim)
+        if per_coefficient:
+            importance = importance / transform.level_sums([torch.ones_like(m[:1]) for m in maps], self.ndim)
+        total = importance.sum(1, keepdim=True)
+        if not (total > 0).all():
+            bad = torch.nonzero(total[:, 0] <= 0).flatten().tolist()
+            raise ValueError(f"grads: zero attribution for samples {bad}; their scale shares are undefined")
+        return importance / total
+
     def dyadic(self, normalize: bool = True) -> torch.Tensor:
         """The tiled map ``[B, *size]``: approximation in the corner, then each level's details (octants)."""
         return transform.tile(self.band_maps(normalize), self.ndim, self.size)
@@ -119,23 +152,12 @@ class Explanation:
     def filter(self, keep: float = 0.1) -> torch.Tensor:
         """The input rebuilt from its most important ``keep`` fraction of coefficients (per sample).
 
-        Coefficients are ranked by ``|grads|`` over every band and channel; the others are set to zero.
+        Coefficients are ranked by ``|grads|`` over every band and channel; the others are set to zero
+        (:func:`wam.transform.keep_top`; ``ValueError`` unless ``0 < keep <= 1``).
         Returns a tensor shaped like the explained input.
         """
-        if not 0 < keep <= 1:
-            raise ValueError(f"keep: expected a fraction in (0, 1], got {keep!r}")
-        grads = transform.bands(self.grads)
-        coeffs = transform.bands(self.coeffs)
-        flat = torch.cat([g.abs().flatten(1) for g in grads], dim=1)
-        k = max(1, math.ceil(keep * flat.shape[1]))
-        threshold = flat.topk(k, dim=1).values[:, -1:]
-        mask = flat >= threshold
-        kept, start = [], 0
-        for c in coeffs:
-            n = c[0].numel()
-            kept.append(c * mask[:, start : start + n].reshape(c.shape))
-            start += n
-        x = transform.waverec(transform.unbands(kept, self.ndim), self.ndim, self.wavelet, self.size)
+        scores = [g.abs() for g in transform.bands(self.grads)]
+        x = transform.keep_top(transform.bands(self.coeffs), scores, [keep], self.ndim, self.wavelet, self.size)[:, 0]
         return x[:, 0] if self.squeeze_channel else x
 
 

@@ -72,12 +72,6 @@ JITTER = 1e-6
 """Size of the seeded start: ``m0 = 1 - JITTER * u``, ``u ~ U[0, 1)`` per coefficient (float rounding scale)."""
 
 
-def _unflatten(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
-    """Cut ``[R, N]`` into per-band tensors ``[R, *shape]`` (``shapes``: ``(C, *band)`` in ``bands`` order)."""
-    sizes = [math.prod(s) for s in shapes]
-    return [part.reshape(flat.shape[0], *s) for part, s in zip(flat.split(sizes, dim=1), shapes, strict=True)]
-
-
 @dataclass
 class MaskResult:
     """Optimised masks of ``B`` inputs for ``A`` penalty weights (rows ``[B, A]``).
@@ -119,8 +113,7 @@ class MaskResult:
 
     def bands(self) -> list[torch.Tensor]:
         """The masks per band ``[B, A, C, *band]`` in :func:`wam.transform.bands` order."""
-        b, a, n = self.mask.shape
-        return [m.reshape(b, a, *m.shape[1:]) for m in _unflatten(self.mask.reshape(b * a, n), self.shapes)]
+        return transform.unflatten_bands(self.mask, self.shapes)
 
     def coefficients(self, alpha_index: int) -> transform.Coeffs:
         """The masks of penalty ``alphas[alpha_index]`` in ptwt's nested structure (tensors ``[B, C, *band]``)."""
@@ -130,8 +123,7 @@ class MaskResult:
         """The masked inputs ``W^-1(z * m)`` ``[B, A, C, *size]`` (1D inputs given as ``[B, T]``: ``[B, A, T]``)."""
         b, a, n = self.mask.shape
         masked = (self.coeffs[:, None] * self.mask).reshape(b * a, n)
-        x = transform.waverec(transform.unbands(_unflatten(masked, self.shapes), self.ndim), self.ndim,
-                              self.wavelet, self.size)
+        x = transform.waverec_flat(masked, self.shapes, self.wavelet, self.size)
         x = x.reshape(b, a, *x.shape[1:])
         return x[:, :, 0] if self.squeeze_channel else x
 
@@ -296,8 +288,7 @@ def optimize_mask(
     seeds = _check_seeds(seed, n_inputs)
 
     z_bands = transform.bands(transform.wavedec(x, ndim, wavelet, levels, mode))
-    shapes = [tuple(b.shape[1:]) for b in z_bands]
-    z = torch.cat([b.flatten(1) for b in z_bands], dim=1)  # [B, N]
+    z, shapes = transform.flatten_bands(z_bands)  # [B, N]
     total = n_inputs * n_alphas  # row r = (input r // A, alpha r % A)
     mask = z.new_empty(total, z.shape[1])
     logits, probs = z.new_empty(total), z.new_empty(total)
@@ -306,7 +297,7 @@ def optimize_mask(
     sign = -1.0 if game == "preserve" else 1.0
 
     def class_logits(m: torch.Tensor, zr: torch.Tensor) -> torch.Tensor:
-        rebuilt = transform.waverec(transform.unbands(_unflatten(zr * m, shapes), ndim), ndim, wavelet, size)
+        rebuilt = transform.waverec_flat(zr * m, shapes, wavelet, size)
         out = model(preprocess(rebuilt) if preprocess is not None else rebuilt)
         if out.dim() != 2:
             raise ValueError(f"model: expected logits [B, n_classes], got shape {tuple(out.shape)}")

@@ -6,7 +6,7 @@ The paper's audio section (noise and overlap) made measurable (workflow target `
   reference's ``add_0db_noise``) and :func:`overlap` (``target + lam * distractor``);
 - reconstructions at several ``keep`` fractions in ONE batched inverse wavelet transform per call:
   :func:`filter_many` (``Explanation.filter`` for every fraction at once, same threshold rule) and
-  :func:`keep_top` for any per-coefficient score (the controls: largest ``|z|``, random scores);
+  :func:`wam.transform.keep_top` for any per-coefficient score (the controls: largest ``|z|``, random scores);
 - the pixel-baseline control :func:`mel_mask`: the top time-frequency bins of a log-mel attribution, the
   spectrogram inverted with torchaudio's ``InverseMelScale`` + ``GriffinLim`` (and, as a stronger reference,
   the same bins as a binary mask on the corrupted input's own STFT, its phase kept: :func:`mel_mask_stft`);
@@ -16,7 +16,7 @@ Example::
 
     >>> import torch
     >>> from wam import WAM, separation
-    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 3))
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))      # [B, 1, T] -> [B, 3]
     >>> x = torch.randn(2, 64)
     >>> noisy = separation.add_0db_noise(x, torch.Generator().manual_seed(0))
     >>> expl = WAM(model, ndim=1, method="gradient")(noisy, [0, 2])
@@ -36,14 +36,6 @@ from torch import nn
 
 from wam import transform
 from wam.explainer import Explanation
-
-
-def check_keeps(keeps: Sequence[float], name: str = "keep") -> list[float]:
-    """``keeps`` as a non-empty list of floats in (0, 1]; ``ValueError`` naming ``name`` otherwise."""
-    values = list(keeps) if isinstance(keeps, Sequence) and not isinstance(keeps, str) else [keeps]
-    if not values or any(isinstance(k, bool) or not isinstance(k, Real) or not 0 < k <= 1 for k in values):
-        raise ValueError(f"{name}: expected fractions in (0, 1], got {keeps!r}")
-    return [float(k) for k in values]
 
 
 def check_lambda(lam: float, name: str = "lam") -> float:
@@ -77,45 +69,11 @@ def overlap(target: torch.Tensor, distractor: torch.Tensor, lam: float = 0.2) ->
     return target + lam * distractor
 
 
-def keep_masks(scores: torch.Tensor, keeps: Sequence[float]) -> torch.Tensor:
-    """``[B, K, N]`` bool: for each fraction ``keeps[k]``, the features whose score reaches the
-    ``max(1, ceil(keep N))``-th largest of their row (ties at the threshold kept: ``Explanation.filter``'s rule).
-    ``scores`` ``[B, N]``; one sort per row for every fraction."""
-    keeps = check_keeps(keeps)
-    n = scores.shape[1]
-    ordered = scores.sort(dim=1, descending=True).values
-    k = torch.tensor([max(1, math.ceil(f * n)) for f in keeps], device=scores.device)
-    thresholds = ordered[:, k - 1]  # [B, K]
-    return scores.unsqueeze(1) >= thresholds.unsqueeze(2)
-
-
-def keep_top(coeffs: Sequence[torch.Tensor], scores: Sequence[torch.Tensor], keeps: Sequence[float], ndim: int,
-             wavelet: str, size: Sequence[int]) -> torch.Tensor:
-    """The inputs rebuilt from their top-``keep`` coefficients for every fraction: ``[B, K, C, *size]``.
-
-    ``coeffs``: the inputs' wavelet bands (:func:`wam.transform.bands` order, ``[B, C, *band]``); ``scores``:
-    one importance per coefficient, same shapes (ranked over every band and channel of a sample). The others
-    are set to zero; all ``B x K`` inputs go through ONE inverse transform.
-    """
-    if len(coeffs) != len(scores) or any(c.shape != s.shape for c, s in zip(coeffs, scores, strict=False)):
-        raise ValueError("scores: expected one score per coefficient (the coefficients' band shapes)")
-    batch, keeps = coeffs[0].shape[0], check_keeps(keeps)
-    masks = keep_masks(torch.cat([s.flatten(1) for s in scores], dim=1), keeps)  # [B, K, N]
-    kept, start = [], 0
-    for c in coeffs:
-        n = c[0].numel()
-        band_mask = masks[:, :, start:start + n].reshape(batch, len(keeps), *c.shape[1:])
-        kept.append((c.unsqueeze(1) * band_mask).flatten(0, 1))  # [B K, C, *band]
-        start += n
-    rebuilt = transform.waverec(transform.unbands(kept, ndim), ndim, wavelet, size)
-    return rebuilt.reshape(batch, len(keeps), *rebuilt.shape[1:])
-
-
 def filter_many(expl: Explanation, keeps: Sequence[float]) -> torch.Tensor:
     """``Explanation.filter(keep)`` for every ``keep`` at once: ``[B, K, *x]`` (``x``'s own layout without the
     batch axis), one batched inverse transform."""
-    out = keep_top(transform.bands(expl.coeffs), [g.abs() for g in transform.bands(expl.grads)], keeps, expl.ndim,
-                   expl.wavelet, expl.size)
+    out = transform.keep_top(transform.bands(expl.coeffs), [g.abs() for g in transform.bands(expl.grads)], keeps,
+                             expl.ndim, expl.wavelet, expl.size)
     return out[:, :, 0] if expl.squeeze_channel else out
 
 
@@ -143,7 +101,7 @@ def mel_power(frontend: nn.Module, decibels: torch.Tensor) -> torch.Tensor:
 
 def _mel_keep(attribution: torch.Tensor, keeps: Sequence[float]) -> torch.Tensor:
     """``[B, K, M, F]`` bool: the top-``keep`` time-frequency bins of ``attribution`` ``[B, M, F]``."""
-    masks = keep_masks(attribution.flatten(1), keeps)
+    masks = transform.keep_masks(attribution.flatten(1), keeps)
     return masks.reshape(*masks.shape[:2], *attribution.shape[1:])
 
 

@@ -18,7 +18,9 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import ptwt
@@ -136,6 +138,33 @@ def band_levels(n_bands: int, ndim: int) -> list[int]:
     return [n_levels] + [n_levels - (i // per_level) for i in range(n_bands - 1)]
 
 
+def level_names(levels: int) -> list[str]:
+    """Names of the ``levels + 1`` scales in :func:`level_sums` order: ``level1`` (finest) .. ``levelL``, ``approx``.
+
+    >>> level_names(3)
+    ['level1', 'level2', 'level3', 'approx']
+    """
+    return [f"level{i + 1}" for i in range(levels)] + ["approx"]
+
+
+def level_sums(maps: Sequence[torch.Tensor], ndim: int) -> torch.Tensor:
+    """Sum of per-band maps ``[B, *band]`` (:func:`bands` order) over each level: ``[B, levels + 1]``, finest level
+    first, the approximation last (the order of :func:`level_names`).
+
+    >>> x = torch.rand(2, 1, 16, 16)
+    >>> maps = [b[:, 0].abs() for b in bands(wavedec(x, 2, "haar", 2, "reflect"))]
+    >>> sums = level_sums(maps, ndim=2)
+    >>> sums.shape, torch.allclose(sums.sum(1), sum(m.flatten(1).sum(1) for m in maps))
+    (torch.Size([2, 3]), True)
+    """
+    levels = band_levels(len(maps), ndim)
+    deepest = levels[0]
+    out = maps[0].new_zeros(maps[0].shape[0], deepest + 1)
+    for i, (m, level) in enumerate(zip(maps, levels, strict=True)):
+        out[:, deepest if i == 0 else level - 1] += m.flatten(1).sum(1)
+    return out
+
+
 def layout(shapes: Sequence[Sequence[int]], ndim: int) -> tuple[list[tuple[int, ...]], tuple[int, ...]]:
     """Offsets of each band in the dyadic canvas, and the canvas size."""
     keys = level_keys(ndim)
@@ -182,3 +211,68 @@ def untile(dyadic: torch.Tensor, shapes: Sequence[Sequence[int]], ndim: int) -> 
         canvas[(slice(None), *[slice(o, o + s) for o, s in zip(off, shape, strict=True)])]
         for off, shape in zip(offsets, shapes, strict=True)
     ]
+
+
+def flatten_bands(band_list: Sequence[torch.Tensor], start_dim: int = 1) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """Bands ``[*lead, *shape]`` (:func:`bands` order) as one tensor ``[*lead, N]``, each flattened from
+    ``start_dim`` and concatenated, and their shapes from ``start_dim`` on (for :func:`unflatten_bands`).
+
+    >>> band_list = bands(wavedec(torch.rand(2, 3, 8, 8), 2, "haar", 2, "reflect"))
+    >>> flat, shapes = flatten_bands(band_list)
+    >>> flat.shape, shapes[:2], all(torch.equal(a, b) for a, b in zip(unflatten_bands(flat, shapes), band_list))
+    (torch.Size([2, 192]), [(3, 2, 2), (3, 2, 2)], True)
+    """
+    flat = torch.cat([b.flatten(start_dim) for b in band_list], dim=start_dim)
+    return flat, [tuple(b.shape[start_dim:]) for b in band_list]
+
+
+def unflatten_bands(flat: torch.Tensor, shapes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+    """Inverse of :func:`flatten_bands`: ``[*lead, N]`` cut into bands ``[*lead, *shape]``."""
+    sizes = [math.prod(s) for s in shapes]
+    return [p.reshape(*flat.shape[:-1], *s) for p, s in zip(flat.split(sizes, dim=-1), shapes, strict=True)]
+
+
+def waverec_flat(flat: torch.Tensor, shapes: Sequence[Sequence[int]], wavelet: str, size: Sequence[int]
+                 ) -> torch.Tensor:
+    """The inverse transform of flat coefficients, as :func:`flatten_bands` gives them: ``[B, C, N]`` with band
+    shapes ``(*band)`` (``start_dim=2``), or ``[B, N]`` with shapes ``(C, *band)``; ``[B, C, *size]``."""
+    ndim = len(size)
+    return waverec(unbands(unflatten_bands(flat, shapes), ndim), ndim, wavelet, size)
+
+
+def check_keeps(keeps: Sequence[float], name: str = "keep") -> list[float]:
+    """``keeps`` as a non-empty list of floats in (0, 1]; ``ValueError`` naming ``name`` otherwise."""
+    values = list(keeps) if isinstance(keeps, Sequence) and not isinstance(keeps, str) else [keeps]
+    if not values or any(isinstance(k, bool) or not isinstance(k, Real) or not 0 < k <= 1 for k in values):
+        raise ValueError(f"{name}: expected fractions in (0, 1], got {keeps!r}")
+    return [float(k) for k in values]
+
+
+def keep_masks(scores: torch.Tensor, keeps: Sequence[float]) -> torch.Tensor:
+    """``[B, K, N]`` bool: for each fraction ``keeps[k]``, the features whose score reaches the
+    ``max(1, ceil(keep N))``-th largest of their row (ties at the threshold kept).
+    ``scores`` ``[B, N]``; one sort per row for every fraction."""
+    keeps = check_keeps(keeps)
+    n = scores.shape[1]
+    ordered = scores.sort(dim=1, descending=True).values
+    k = torch.tensor([max(1, math.ceil(f * n)) for f in keeps], device=scores.device)
+    thresholds = ordered[:, k - 1]  # [B, K]
+    return scores.unsqueeze(1) >= thresholds.unsqueeze(2)
+
+
+def keep_top(coeffs: Sequence[torch.Tensor], scores: Sequence[torch.Tensor], keeps: Sequence[float], ndim: int,
+             wavelet: str, size: Sequence[int]) -> torch.Tensor:
+    """The inputs rebuilt from their top-``keep`` coefficients for every fraction: ``[B, K, C, *size]``.
+
+    ``coeffs``: the inputs' wavelet bands (:func:`bands` order, ``[B, C, *band]``); ``scores``: one importance
+    per coefficient, same shapes (ranked over every band and channel of a sample, :func:`keep_masks`). The others
+    are set to zero; all ``B x K`` inputs go through ONE inverse transform.
+    """
+    if len(coeffs) != len(scores) or any(c.shape != s.shape for c, s in zip(coeffs, scores, strict=False)):
+        raise ValueError("scores: expected one score per coefficient (the coefficients' band shapes)")
+    batch, keeps = coeffs[0].shape[0], check_keeps(keeps)
+    flat, shapes = flatten_bands(scores)
+    masks = unflatten_bands(keep_masks(flat, keeps), shapes)  # per band [B, K, C, *band]
+    kept = [(c.unsqueeze(1) * m).flatten(0, 1) for c, m in zip(coeffs, masks, strict=True)]  # [B K, C, *band]
+    rebuilt = waverec(unbands(kept, ndim), ndim, wavelet, size)
+    return rebuilt.reshape(batch, len(keeps), *rebuilt.shape[1:])

@@ -4,11 +4,15 @@
 
 Example::
 
-    >>> import matplotlib.pyplot as plt
-    >>> from wam import viz
-    >>> fig, axes = plt.subplots(1, 4)
-    >>> viz.dyadic(expl, index=0, ax=axes[0])
-    >>> viz.scales(expl, index=0, axes=axes[1:])
+    >>> import matplotlib.pyplot as plt, torch
+    >>> from wam import WAM, viz
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5))
+    >>> expl = WAM(model, ndim=2, levels=3, method="gradient")(torch.rand(1, 3, 32, 32), [2])
+    >>> fig, axes = plt.subplots(1, 5)
+    >>> _ = viz.dyadic(expl, index=0, ax=axes[0])
+    >>> _ = viz.scales(expl, index=0, axes=axes[1:])
+    >>> [ax.get_title() for ax in axes[1:]][0].startswith("level 1")
+    True
 """
 
 from __future__ import annotations
@@ -63,12 +67,18 @@ def dyadic(expl: Explanation, index: int = 0, ax: Axes | None = None, cmap: str 
 
 def scales(expl: Explanation, index: int = 0, axes: Sequence[Axes] | None = None, approx: bool = False,
            cmap: str = "hot") -> Sequence[Axes]:
-    """Draw sample ``index``'s per-level maps, finest first (approximation last when ``approx``)."""
+    """Draw sample ``index``'s per-level maps (each band normalised to its maximum, for display), finest first
+    (approximation last when ``approx``), each titled with its level's share of the raw attribution
+    (:meth:`~wam.Explanation.scale_shares`; reference maps, normalised over the batch, have none)."""
     maps = expl.scales(approx=approx)[index]
+    shares = None if expl.reference_maps is not None else expl.scale_shares()[index]
     if axes is None:
         _, axes = plt.subplots(1, maps.shape[0], figsize=(2.2 * maps.shape[0], 2.2), squeeze=False)
         axes = axes[0]
     for level, (ax, m) in enumerate(zip(axes, maps, strict=False)):
-        title = "approximation" if approx and level == maps.shape[0] - 1 else f"level {level + 1}"
+        last = approx and level == maps.shape[0] - 1
+        title = "approximation" if last else f"level {level + 1}"
+        if shares is not None:
+            title += f" (share {float(shares[-1 if last else level]):.2f})"
         _show(ax, m, title, cmap)
     return axes

@@ -1,41 +1,16 @@
-"""LayerCAM, and our CAMs against pytorch-grad-cam 1.5.7 (LayerCAM, GradCAM, GradCAMPlusPlus) on a timm
-ResNet-18 and on EfficientNet-Lite0 (the registry's, with its ImageNet weights), to 1e-5.
-
-What pytorch-grad-cam does differently, by design, and how each test compares like with like:
-
-- normalisation: it min-max scales each map at the layer's resolution, ``(c - min) / (1e-7 + max)``, resizes it
-  to the input with ``cv2.resize`` (bilinear, half-pixel centres) and min-max scales it again; we keep the raw
-  map (upsampled with torch's bilinear ``align_corners=False``). Bilinear resizing commutes with the affine
-  scaling, so our map scaled with the constants of our layer-resolution map, then min-max scaled like its
-  last step, must equal its output (:func:`like_pytorch_grad_cam`); this also checks torch's resize against cv2's;
-- ReLU: it applies ``max(cam, 0)`` before scaling, we apply ReLU in the map and after upsampling: the same
-  numbers for maps >= 0;
-- GradCAM++: its ``alpha`` has ``+ 1e-6`` in the denominator, ours none (0 where the denominator vanishes):
-  :func:`test_gradcampp_differs_by_its_epsilon_only` checks that its output is our formula with that ``eps``, that
-  the ``eps`` matters at these gradients (|g| ~ 1e-3, g^2 ~ eps), and that ours equals its output where the
-  gradients are large (head scaled by 1e3);
-- target layer: it takes the layer you give it; its README uses ``model.layer4[-1]`` for ResNets, which returns
-  the very tensor of our default ``layer4`` (the map the head pools), so both conventions give one map.
-"""
+"""LayerCAM's known answer: GradCAM's map where the gradients are constant and positive. The equivalence of our
+CAMs with pytorch-grad-cam on pretrained-size networks: ``tests/workflow/lib/test_zoo_explained.py``; token models
+(ViT, Swin, 3D ViT): ``tests/baselines/test_cam_resolver.py``."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
-from pytorch_grad_cam.utils.image import scale_cam_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 import baselines
-from baselines.base import upsample_cam
-from workflow.scripts import models
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-THEIRS = {"gradcam": GradCAM, "gradcampp": GradCAMPlusPlus, "layercam": LayerCAM}
-EPS = 1e-6  # pytorch-grad-cam's GradCAM++ denominator term
 
 
 class ConvGAP(nn.Module):
@@ -68,100 +43,3 @@ def test_layercam_equals_gradcam_when_the_gradients_are_constant_and_positive(di
     mixed = ConvGAP(dims, positive_head=False).eval()
     assert not torch.allclose(baselines.get("layercam", mixed, layer="conv")(x, y),
                               baselines.get("gradcam", mixed, layer="conv")(x, y))
-
-
-def test_layercam_on_the_vit_token_grid_equals_pytorch_grad_cam_with_its_reshape_transform():
-    """The 3D ViT's tokens reshaped to its patch grid (``models.cam_options``), on the layer-resolution maps
-    (pytorch-grad-cam resizes 3D maps with scipy's cubic ``zoom``, we upsample trilinearly)."""
-    net = models.build("vit3d", 3)
-    x = torch.rand(2, 1, 28, 28, 28, generator=torch.Generator().manual_seed(3))
-    y = torch.tensor([0, 2])
-    ours = baselines.get("layercam", net, **models.cam_options(net))
-    acts, grads = ours.activations_and_gradients(x, y)
-    with LayerCAM(model=net, target_layers=[net.get_submodule(net.cam_layer)],
-                  reshape_transform=net.tokens_to_grid) as cam:
-        cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in y])
-        theirs = cam.get_cam_image(x, None, None, cam.activations_and_grads.activations[0].numpy(),
-                                   cam.activations_and_grads.gradients[0].numpy(), False)
-    np.testing.assert_allclose(ours.cam(acts, grads)[:, 0].numpy(), np.maximum(theirs, 0), rtol=1e-5, atol=1e-6)
-    assert ours(x, y).shape == x.shape
-
-
-@pytest.fixture(scope="module")
-def networks():
-    """A timm ResNet-18 (seeded, no download) and EfficientNet-Lite0 with its ImageNet weights, 2 inputs each."""
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(1)
-    out = {}
-    for name in ("timm:resnet18", "efficientnet_lite0"):
-        net = models.build(name, 1000, pretrained=name == "efficientnet_lite0")
-        x = torch.rand(2, 3, 64, 64, generator=gen)  # 2 x 2 maps at the last layer
-        with torch.no_grad():
-            out[name] = (net, x, net(x).argmax(1))
-    return out
-
-
-def run_theirs(method: str, net: nn.Module, layer: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    with THEIRS[method](model=net, target_layers=[layer]) as cam:
-        return cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in y])
-
-
-def like_pytorch_grad_cam(upsampled: torch.Tensor, raw: torch.Tensor) -> np.ndarray:
-    """Our upsampled map ``[B, H, W]`` scaled as pytorch-grad-cam scales its map: with the min and span of the
-    layer-resolution map ``raw [B, h, w]`` (its first ``scale_cam_image``), then min-max again (its last)."""
-    low = raw.flatten(1).amin(1)[:, None, None]
-    span = (raw - low).flatten(1).amax(1)[:, None, None]
-    return scale_cam_image(((upsampled - low) / (1e-7 + span)).numpy())
-
-
-@pytest.mark.parametrize("method", ["gradcam", "layercam"])
-@pytest.mark.parametrize("name", ["timm:resnet18", "efficientnet_lite0"])
-def test_gradcam_and_layercam_equal_pytorch_grad_cam(networks, name, method):
-    net, x, y = networks[name]
-    ours = baselines.get(method, net)
-    layer = ours.resolve_layer(x)
-    assert layer == {"timm:resnet18": "layer4", "efficientnet_lite0": "bn2"}[name]
-    raw = ours.cam(*ours.activations_and_gradients(x, y))[:, 0]
-    expected = run_theirs(method, net, net.get_submodule(layer), x, y)
-    np.testing.assert_allclose(like_pytorch_grad_cam(ours(x, y)[:, 0], raw), expected, rtol=0, atol=1e-5)
-    if name == "timm:resnet18":  # its README's ResNet convention, the last block: the same tensor, the same map
-        np.testing.assert_array_equal(run_theirs(method, net, net.layer4[-1], x, y), expected)
-
-
-def upsample(cam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A layer-resolution map ``[B, h, w]`` upsampled as our CAMs are (:func:`baselines.base.upsample_cam`)."""
-    return upsample_cam(cam[:, None], x)[:, 0]
-
-
-def gradcampp_with_eps(acts: torch.Tensor, grads: torch.Tensor, eps: float) -> torch.Tensor:
-    """Our Grad-CAM++ map ``[B, h, w]`` with ``eps`` added to alpha's denominator (pytorch-grad-cam's formula)."""
-    g2 = grads.pow(2)
-    alpha = torch.where(grads != 0, g2 / (2 * g2 + acts.sum((2, 3), keepdim=True) * g2 * grads + eps), 0.0)
-    weights = (alpha * F.relu(grads)).sum((2, 3), keepdim=True)
-    return F.relu((weights * acts).sum(1))
-
-
-@pytest.mark.parametrize("name", ["timm:resnet18", "efficientnet_lite0"])
-def test_gradcampp_differs_by_its_epsilon_only(networks, name):
-    net, x, y = networks[name]
-    ours = baselines.get("gradcampp", net)
-    layer = net.get_submodule(ours.resolve_layer(x))
-    acts, grads = ours.activations_and_gradients(x, y)
-    theirs = run_theirs("gradcampp", net, layer, x, y)
-    with_eps = gradcampp_with_eps(acts, grads, EPS)
-    np.testing.assert_allclose(like_pytorch_grad_cam(upsample(with_eps, x), with_eps), theirs, rtol=0, atol=1e-5)
-    raw = ours.cam(acts, grads)[:, 0]
-    torch.testing.assert_close(raw, gradcampp_with_eps(acts, grads, 0.0))  # ours: the same formula without eps
-    gap = np.abs(like_pytorch_grad_cam(upsample(raw, x), raw) - theirs).max()
-    assert gap > 1e-4, "at |g| ~ 1e-3 (g^2 ~ eps) the eps changes the map"
-    head = net.get_classifier()
-    saved = head.weight.detach().clone()
-    with torch.no_grad():
-        head.weight.mul_(1e3)  # |g| ~ 1: eps no longer matters
-    try:
-        raw = ours.cam(*ours.activations_and_gradients(x, y))[:, 0]
-        expected = run_theirs("gradcampp", net, layer, x, y)
-        np.testing.assert_allclose(like_pytorch_grad_cam(upsample(raw, x), raw), expected, rtol=0, atol=1e-5)
-    finally:
-        with torch.no_grad():
-            head.weight.copy_(saved)

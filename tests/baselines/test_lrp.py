@@ -1,17 +1,17 @@
-"""LRP (zennit 0.5.1) known answers: conservation, LRP-0 = Input x Gradient, exact canonizers, every registry
-model (1D log-mel classifier, 2D EfficientNet-Lite0 and timm ResNet, 3D ResNet and ViT), a layer without a rule
-named in the error, options."""
+"""LRP (zennit 0.5.1) known answers: conservation, LRP-0 = Input x Gradient, a layer without a rule named in the
+error, options. Exact canonizers on every registry model: ``tests/workflow/lib/test_zoo_explained.py``."""
 
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 from captum.attr import InputXGradient
 from torch import nn
 
 import baselines
-from baselines.lrp import LRP, architecture
-from workflow.scripts import models
+from baselines.lrp import LRP
+from tests.models import target_logit
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
@@ -23,11 +23,6 @@ def bias_free_relu_net(dims: int, seed: int = 0) -> nn.Module:
                          nn.ReLU(), POOL[dims](1), nn.Flatten(), nn.Linear(8, 4, bias=False)).eval()
 
 
-def logit(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x).gather(1, y[:, None])[:, 0]
-
-
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_epsilon_rule_conserves_the_target_logit_on_a_bias_free_relu_net(dims):
     model = bias_free_relu_net(dims)
@@ -36,7 +31,7 @@ def test_epsilon_rule_conserves_the_target_logit_on_a_bias_free_relu_net(dims):
     y = torch.tensor([0, 3, 1])
     relevance = baselines.get("lrp", model, composite="epsilon", epsilon=1e-9)(x, y)
     assert relevance.shape == x.shape
-    torch.testing.assert_close(relevance.flatten(1).sum(1), logit(model, x, y), rtol=0, atol=1e-4)
+    torch.testing.assert_close(relevance.flatten(1).sum(1), target_logit(model, x, y), rtol=0, atol=1e-4)
 
 
 def test_lrp0_equals_input_times_gradient_on_a_bias_free_linear_model():
@@ -47,46 +42,6 @@ def test_lrp0_equals_input_times_gradient_on_a_bias_free_linear_model():
     expected = InputXGradient(model).attribute(x.clone().requires_grad_(True), target=y).detach()
     got = baselines.get("lrp", model, composite="epsilon", epsilon=0.0)(x, y)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
-
-
-def _registry_case(name: str):
-    """(network, input): the 1D (log-mel) classifier, 2D and 3D networks of the model registry."""
-    gen = torch.Generator().manual_seed(2)
-    if name == "audio_resnet":  # as the explain stage does: the classifier on the log-mel input
-        return models.build("audio_resnet", 5).classifier.eval(), torch.randn(2, 1, 32, 24, generator=gen)
-    if name in ("efficientnet_lite0", "timm:resnet18", "timm:efficientnet_b0"):  # B0: the paper's, with SE gates
-        net = models.build(name, 1000, pretrained=name == "efficientnet_lite0")  # Lite0: its ImageNet weights
-        return net, torch.rand(2, 3, 48, 48, generator=gen)
-    return models.build(name, 3), torch.rand(2, 1, 28, 28, 28, generator=gen)
-
-
-REGISTRY = {"audio_resnet": "resnet", "efficientnet_lite0": "resnet", "timm:resnet18": "resnet",
-            "timm:efficientnet_b0": "resnet", "resnet3d": "resnet", "vit3d": "vit"}
-
-
-@pytest.mark.parametrize("name", list(REGISTRY))
-def test_every_registry_model_canonizes_exactly_and_conserves_when_bias_free(name):
-    """The canonized model (batch norms merged, residual sums, attention products and squeeze-and-excitation
-    gates as modules, layer norms with a constant scale) computes the same logits; with every bias (and the ViT's
-    class token) zeroed, the epsilon rule conserves the logit: no relevance leaks at any canonized layer."""
-    net, x = _registry_case(name)
-    y = torch.tensor([1, 2])
-    explain = baselines.get("lrp", net)
-    assert explain.canonizer_name == REGISTRY[name] == architecture(net)
-    composite = explain.make_composite(x)
-    with composite.context(net) as canonized:
-        torch.testing.assert_close(logit(canonized, x, y), logit(net, x, y), rtol=1e-5, atol=1e-5)
-    relevance = explain(x, y)
-    assert relevance.shape == x.shape and torch.isfinite(relevance).all() and relevance.abs().sum() > 0
-    with torch.no_grad():
-        for pname, p in net.named_parameters():
-            if pname.endswith("bias") or pname.endswith("cls_token"):
-                p.zero_()
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.zero_()  # a batch norm's shift is a bias too
-    relevance = baselines.get("lrp", net, composite="epsilon", epsilon=1e-9)(x, y)
-    torch.testing.assert_close(relevance.flatten(1).sum(1), logit(net, x, y), rtol=1e-4, atol=1e-4)
 
 
 def test_the_model_is_left_as_it_was(image_model, image_batch):
@@ -100,7 +55,8 @@ def test_the_model_is_left_as_it_was(image_model, image_batch):
 
 
 def test_a_layer_without_a_rule_is_named_not_passed_as_the_gradient():
-    net = models.build("timm:resnet18", 10, pretrained=False)
+    torch.manual_seed(0)
+    net = timm.create_model("resnet18", pretrained=False, num_classes=10).eval()
     x = torch.rand(1, 3, 32, 32)
     with pytest.raises(ValueError, match=r"'layer1\.0' \(BasicBlock: AddBackward0\).*canonizer="):
         baselines.get("lrp", net, canonizer="none")(x, [0])
@@ -111,7 +67,8 @@ def test_a_layer_without_a_rule_is_named_not_passed_as_the_gradient():
     assert torch.isfinite(a).all()
 
 
-@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_gamma_box", "epsilon"])
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat_conserving", "epsilon_plus_flat", "epsilon_gamma_box",
+                                       "epsilon"])
 def test_output_does_not_depend_on_batch_size_or_the_rest_of_the_batch(composite, image_model, image_batch):
     x, y = image_batch
     ref = baselines.get("lrp", image_model, composite=composite)(x, y)
@@ -131,7 +88,7 @@ def test_epsilon_gamma_box_bounds_from_the_input_or_the_options(image_model, ima
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"composite": "alpha_beta"}, "composite: expected one of epsilon_plus_flat"),
+    ({"composite": "alpha_beta"}, "composite: expected one of epsilon_plus_flat_conserving, epsilon_plus_flat"),
     ({"epsilon": -1.0}, "epsilon: expected a number >= 0"),
     ({"canonizer": "densenet"}, "canonizer: expected one of auto"),
     ({"canonizer": ["merge"]}, "canonizer: expected zennit Canonizer"),
@@ -140,3 +97,4 @@ def test_epsilon_gamma_box_bounds_from_the_input_or_the_options(image_model, ima
 def test_bad_options_name_the_argument(kwargs, match, image_model):
     with pytest.raises(ValueError, match=match):
         LRP(image_model, **kwargs)
+

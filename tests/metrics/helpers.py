@@ -57,3 +57,10 @@ class OneChannelCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def saliency(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Explain function ``(model, x, y) -> map``: the signed input gradient of the target logit."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        return torch.autograd.grad(model(x).gather(1, y[:, None]).sum(), x)[0]

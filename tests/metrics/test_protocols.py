@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import pywt
 import torch
+from torchvision.transforms import Normalize
 
 import metrics
 from metrics import protocols
 from metrics.perturbation import feature_rank, point_counts
 from tests.metrics.helpers import Recording
-from workflow.scripts.models import Normalize
 
-NORMALIZE = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+NORMALIZE = Normalize(MEAN, STD)  # ImageNet: the preprocessing the protocols apply after a perturbation
 
 
 class MeanModel(torch.nn.Module):
@@ -87,7 +88,7 @@ def test_reference_protocol_equals_the_reference_steps(image_model, domain):
         return
     # the two inverse transforms differ by float round-off, which can move a value across a uint8 step:
     # equal to 1e-5 except where the rescaled value lies within 1e-4 of a step (then one step apart at most)
-    step = 1 / 255 / NORMALIZE.std.view(1, 3, 1, 1)
+    step = 1 / 255 / torch.tensor(STD).view(1, 3, 1, 1)
     gap = (ours - theirs).abs()
     on_step = (gap - step).abs() < 1e-5
     assert ((gap < 1e-5) | on_step).all()

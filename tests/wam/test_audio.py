@@ -7,52 +7,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-import baselines
-from wam import WAM
+from tests.models import audio_clips
 from wam.audio import LogMel, samples_to_frames
-from workflow.scripts import models
-
-
-def _clips() -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    t = torch.arange(22050) / 44100
-    loud = torch.sin(2 * torch.pi * 440 * t)
-    quiet = 1e-3 * torch.sin(2 * torch.pi * 3000 * t)  # 60 dB under the loud clip
-    return torch.stack([loud, quiet, 0.1 * torch.randn(22050, generator=gen)])
 
 
 @pytest.mark.parametrize("options", [{"top_db": 80.0}, {"floor_db": 5.0}, {}])
 def test_log_mel_of_a_clip_does_not_depend_on_its_batch(options):
     frontend = LogMel(n_mels=32, **options)
-    x = _clips()
+    x = audio_clips()
     together = frontend(x)
     for i in range(len(x)):
         torch.testing.assert_close(frontend(x[i : i + 1])[0], together[i], atol=1e-5, rtol=0)
 
 
-def test_audio_model_logits_wam_and_baseline_maps_do_not_depend_on_the_batch():
-    torch.manual_seed(0)
-    model = models.build("audio_resnet", 3).eval()
-    x = _clips()
-    y = torch.tensor([0, 1, 2])
-    with torch.no_grad():
-        logits = model(x)
-    wam = WAM(model, ndim=1, method="integrated", n_samples=3, batch_size=16)
-    maps = wam(x, y).dyadic()
-    spectrogram = model.frontend(x)
-    saliency = baselines.get("saliency", model.classifier)(spectrogram, y)
-    for i in range(len(x)):
-        alone = x[i : i + 1]
-        with torch.no_grad():
-            torch.testing.assert_close(model(alone)[0], logits[i], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(wam(alone, y[i : i + 1]).dyadic()[0], maps[i], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(baselines.get("saliency", model.classifier)(model.frontend(alone), y[i : i + 1])[0],
-                                   saliency[i], atol=1e-5, rtol=1e-4)
-
-
 def test_floor_db_makes_silence_zero_and_keeps_the_level():
     frontend = LogMel(n_mels=16, floor_db=5.0)
-    x = _clips()[:1]
+    x = audio_clips()[:1]
     assert frontend(torch.zeros_like(x)).abs().max() == 0
     loud, softer = frontend(x), frontend(0.1 * x)
     assert (loud - softer).max() > 15  # not invariant to the clip's level (20 dB quieter)

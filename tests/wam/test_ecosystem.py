@@ -82,5 +82,8 @@ def test_viz_draws_the_dyadic_map_with_one_outline_per_level_and_each_scale(ndim
     outlines = ax.lines[1:] if ndim == 1 else ax.patches  # 1D: the curve, then one line per level
     assert len(outlines) == 3
     viz.scales(expl, axes=axes[1:], approx=True)
-    assert [a.get_title() for a in axes[1:]] == ["level 1", "level 2", "level 3", "approximation"]
+    shares = expl.scale_shares()[0].tolist()
+    assert [a.get_title() for a in axes[1:]] == [f"{name} (share {share:.2f})" for name, share in
+                                                 zip(["level 1", "level 2", "level 3", "approximation"], shares,
+                                                     strict=True)]
     plt.close(fig)

@@ -74,7 +74,7 @@ def test_silence_mix_rebuilt_at_keep_one_is_perfect():
     assert separation.si_sdr(rebuilt, x[None]).item() >= 60
     coeffs = transform.bands(transform.wavedec(mixed[None, None], 1, "haar", 3, "reflect"))
     for scores in ([c.abs() for c in coeffs], [torch.rand(c.shape) for c in coeffs]):
-        out = separation.keep_top(coeffs, scores, [1.0], 1, "haar", (T,))[:, 0, 0]
+        out = transform.keep_top(coeffs, scores, [1.0], 1, "haar", (T,))[:, 0, 0]
         assert separation.si_sdr(out, x[None]).item() >= 60
 
 
@@ -87,7 +87,7 @@ def test_wam_keeps_the_window_the_model_listens_to_and_beats_random():
     for method in ("gradient", "integrated"):
         expl = WAM(model, ndim=1, method=method, n_samples=8)(mixture[None], [0])
         flat = torch.cat([g.abs().flatten(1) for g in transform.bands(expl.grads)], dim=1)
-        kept = separation.keep_masks(flat, [keep])[0, 0]
+        kept = transform.keep_masks(flat, [keep])[0, 0]
         # every kept coefficient's support lies in the window (haar level j: 2^j samples per coefficient)
         coeffs = transform.bands(expl.coeffs)
         starts = torch.cat([torch.arange(c.shape[-1]) * 2 ** level
@@ -95,7 +95,7 @@ def test_wam_keeps_the_window_the_model_listens_to_and_beats_random():
         assert ((starts[kept] >= WINDOW[0] - 8) & (starts[kept] < WINDOW[1] + 8)).all()
         rebuilt = separation.filter_many(expl, [keep])[0, 0]
         assert rebuilt[: WINDOW[0] - 8].abs().max() == 0 and rebuilt[WINDOW[1] + 8:].abs().max() == 0
-        random = separation.keep_top(coeffs, [torch.rand(c.shape, generator=torch.Generator().manual_seed(0))
+        random = transform.keep_top(coeffs, [torch.rand(c.shape, generator=torch.Generator().manual_seed(0))
                                               for c in coeffs], [keep], 1, "haar", (T,))[0, 0, 0]
         wam_sdr, random_sdr = separation.si_sdr(rebuilt, target).item(), separation.si_sdr(random, target).item()
         input_sdr = separation.si_sdr(mixture, target).item()
@@ -123,7 +123,7 @@ def test_mel_masks_keep_the_chosen_bins():
 @pytest.mark.parametrize("bad", [0, -0.1, 1.5, [], [0.1, 0], "half", True])
 def test_bad_keeps_and_lambda(bad):
     with pytest.raises(ValueError, match="keep"):
-        separation.check_keeps(bad)
+        transform.check_keeps(bad)
     with pytest.raises(ValueError, match="lam"):
         separation.overlap(torch.zeros(4), torch.zeros(4), -0.2)
     with pytest.raises(ValueError, match="distractor"):

@@ -1,23 +1,19 @@
-# The paper's audio noise and overlap experiments, measured (issue 15): every evaluated clip of the audio data set
+# The paper's audio noise and overlap experiments, measured: every evaluated clip of the audio data set
 # under 0 dB white noise and overlapped with a clip of another class, rebuilt from its top WAM coefficients, against
 # three controls; SI-SDR and Fid-in tables, a figure, and the first clips' .wav files with their spectrograms.
 # Registered in TARGETS (built by `all`) only when the configuration has an `audio_separation:` section.
 if "audio_separation" in config:
     SEPARATION = config["audio_separation"]
-    SEPARATION_DATASET = SEPARATION.get("dataset") or next(
-        (d for d, spec in config["datasets"].items() if spec["modality"] == "audio"), None)
-    if config["datasets"].get(SEPARATION_DATASET, {}).get("modality") != "audio":
-        raise ValueError("audio_separation.dataset: expected the key of an audio data set of `datasets` "
-                         f"(the configuration has none, or got {SEPARATION_DATASET!r})")
-    SEPARATION_MODEL = config["datasets"][SEPARATION_DATASET]["models"][0]
+    SEPARATION_DATASET = CONFIG.experiment_dataset("audio_separation")
+    SEPARATION_MODEL = CONFIG.experiment_model("audio_separation")
     SEPARATION_DIR = RESULTS / "audio_separation"
     SEPARATION_WAM = list(SEPARATION.get("methods", ["wam_sg", "wam_ig"]))
-    _evaluated = config["datasets"][SEPARATION_DATASET].get("n_inputs")
+    _evaluated = CONFIG.datasets[SEPARATION_DATASET].n_inputs
     SEPARATION_EXAMPLES = min(SEPARATION.get("n_examples", 3), _evaluated or SEPARATION.get("n_examples", 3))
 
 
     def separation_wavs(k):
-        """The .wav files of example clip k (workflow/scripts/audio_separation.py, `example_paths`)."""
+        """The .wav files of example clip k (workflow.lib.experiments.audio_separation.example_paths)."""
         names = ["clean"] + [f"{c}{suffix}" for c in ("noise", "overlap")
                              for suffix in ["", *[f"_{m}" for m in SEPARATION_WAM]]]
         return [RESULTS / "audio" / f"clip{k}_{name}.wav" for name in names]
@@ -46,7 +42,7 @@ if "audio_separation" in config:
         benchmark:
             bench("audio_separation_run", "shard"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.audio_separation run --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.audio_separation run --config {CONFIG_FILE}"
             " --model {input.model} --shard {wildcards.shard} --rows {output.rows} --examples {output.examples}"
             " 2> {log}"
 
@@ -76,7 +72,7 @@ if "audio_separation" in config:
         benchmark:
             bench("audio_separation_report"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.audio_separation report --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.audio_separation report --config {CONFIG_FILE}"
             " --rows {input.rows} --examples {input.examples} --out {RESULTS} 2> {log}"
 
     rule audio_separation:

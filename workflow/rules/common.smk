@@ -10,10 +10,14 @@ if isinstance(config.get("seeds"), list):
     config["seeds"] = [int(s) if isinstance(s, str) and s.lstrip("-").isdigit() else s for s in config["seeds"]]
 validate(config, "../config/schema.yaml")
 # Plug-ins (config `plugins`, entry points `wam_bench.plugins`) register their baselines and metrics before the
-# DAG is built; their baselines join `methods` (workflow/scripts/plugins.py). A broken one stops the run here.
-from workflow.scripts import plugins as _plugins
+# DAG is built; their baselines join `methods` (workflow/lib/plugins.py). A broken one stops the run here.
+from workflow.lib import plugins as _plugins
+from workflow.lib.config import Config
 
 _plugins.configure(config)
+# The typed configuration: every default resolved once, e.g. which data set and model each experiment uses
+# (workflow/lib/config.py). What JSON schema cannot check fails here, naming the key.
+CONFIG = Config.from_dict(config)
 
 PY = sys.executable
 # Shell commands set OMP_NUM_THREADS={threads}: each job's PyTorch uses the threads Snakemake gives it
@@ -60,7 +64,7 @@ def section(name, key=None):
 
 def dataset_models():
     """Every (dataset, model) pair of the configuration."""
-    return [(d, m) for d, cfg in config["datasets"].items() for m in cfg["models"]]
+    return CONFIG.dataset_models()
 
 
 def log(rule_name, *wildcards):

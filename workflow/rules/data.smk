@@ -1,6 +1,6 @@
 rule preflight:
     """Check every data set and model of the configuration in seconds, before any work: one line per problem,
-    each naming its config key and the fix (workflow/scripts/preflight.py). prepare_data and train wait for
+    each naming its config key and the fix (workflow/lib/data/checks.py). prepare_data and train wait for
     it (``ancient``: its reruns do not redo them)."""
     output:
         RESULTS / "preflight.json",
@@ -30,5 +30,5 @@ rule prepare_data:
     benchmark:
         bench("prepare_data", "dataset"),
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.datasets prepare --key {wildcards.dataset} --config {CONFIG_FILE}"
-        " --resources {RESOURCES} --out {output} > /dev/null 2> {log}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.prepare_data --key {wildcards.dataset} --config {CONFIG_FILE}"
+        " --out {output} > /dev/null 2> {log}"

@@ -8,6 +8,7 @@ rule score:
         curves=RESULTS / "curves" / "{dataset}" / "{model}" / "{method}" / "{shard}.csv",
     params:
         evaluation=lambda w: section("evaluation"),
+        method=lambda w: section("methods", w.method),
     resources:
         gpu=1,
     log:
@@ -15,7 +16,7 @@ rule score:
     benchmark:
         bench("score", "dataset", "model", "method", "shard"),
     shell:
-        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.evaluate --config {CONFIG_FILE} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.score --config {CONFIG_FILE} --dataset {wildcards.dataset}"
         " --model {input.model} --method {wildcards.method} --attributions {input.attributions}"
         " --scores {output.scores} --curves {output.curves} 2> {log}"
 

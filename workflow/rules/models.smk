@@ -18,5 +18,5 @@ rule train:
         bench("train", "dataset", "model"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.train --config {CONFIG_FILE} --key {wildcards.dataset}"
-        " --model {wildcards.model} --resources {RESOURCES}"
+        " --model {wildcards.model}"
         " --out {RESULTS}/models/{wildcards.dataset}/{wildcards.model} 2> {log}"

@@ -1,11 +1,9 @@
-# Meaningful perturbation in the wavelet domain (issue 16): masks optimised on the wavelet coefficients of the
+# Meaningful perturbation in the wavelet domain: masks optimised on the wavelet coefficients of the
 # first images data set's inputs for its first model, then the table, the Pareto front and example figures.
 # Registered in TARGETS (built by `all`) only when the configuration has a `perturbation:` section.
 if "perturbation" in config:
-    PERTURBATION_DATASET = next((d for d, spec in config["datasets"].items() if spec["modality"] == "images"), None)
-    if PERTURBATION_DATASET is None:
-        raise ValueError("perturbation: the configuration has no data set of modality 'images'")
-    PERTURBATION_MODEL = config["datasets"][PERTURBATION_DATASET]["models"][0]
+    PERTURBATION_DATASET = CONFIG.experiment_dataset("perturbation")
+    PERTURBATION_MODEL = CONFIG.experiment_model("perturbation")
     PERTURBATION_DIR = RESULTS / "perturbation"
     PERTURBATION_OUTPUTS = [RESULTS / "tables" / "perturbation.csv", RESULTS / "tables" / "perturbation.md",
                             RESULTS / "figures" / "perturbation_pareto.png",
@@ -31,7 +29,7 @@ if "perturbation" in config:
         benchmark:
             bench("perturbation_masks"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.perturbation optimise --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.perturbation optimise --config {CONFIG_FILE}"
             " --dataset {PERTURBATION_DATASET} --model {input.model} --rows {output.rows}"
             " --examples {output.examples} 2> {log}"
 
@@ -54,7 +52,7 @@ if "perturbation" in config:
         benchmark:
             bench("perturbation_report"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.perturbation report --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.perturbation report --config {CONFIG_FILE}"
             " --rows {input.rows} --examples {input.examples} --out {RESULTS} 2> {log}"
 
     rule perturbation:

@@ -1,7 +1,8 @@
 OTHER_PROTOCOL = {"reference": "clean", "clean": "reference"}[config["evaluation"]["protocol"]]
 TABLES = ["table1", f"table1_{OTHER_PROTOCOL}", *[f"table1_{d}_{m}" for d, m in dataset_models()],
           "table1_pixel_paper", "table1_pixel_trapezoid", "table1_wavelet_paper", "table1_wavelet_trapezoid",
-          "mu_fidelity", "completeness", "localisation", "scales"]
+          "mu_fidelity", "completeness", "localisation", "scales", "lrp_conservation",
+          "protocol_sensitivity"]
 TABLES.append("appendix_metrics")  # FF, Fid-in, mu-fidelity (metrics.spectra); also .tex
 TABLES.append("appendix_baselines")  # Ins., Del., Faith. of every method, both domains and AUCs; also .tex
 

@@ -4,6 +4,10 @@ if "robustness" in config:
     ROBUSTNESS = config["robustness"]
     ROBUST_DIR = RESULTS / "robustness"
     ROBUST_MODELS = list(ROBUSTNESS["models"])
+    # (model, training seed) pairs: every seed of robustness.seeds for a model the DAG trains, one for a checkpoint
+    from workflow.lib.experiments.robustness import model_seeds as _model_seeds, settings as _robust_settings
+
+    ROBUST_RUNS = [(m, s) for m in ROBUST_MODELS for s in _model_seeds(_robust_settings(CONFIG), m)]
     # The offline texture set is written by robustness_data; an ImageNet data set by the prepare_data rule.
     OFFLINE = ROBUSTNESS.get("data", "textures") == "textures"
     ROBUST_DATA = ROBUST_DIR / "data.json" if OFFLINE else RESULTS / "data" / f"{ROBUSTNESS['data']}.json"
@@ -20,7 +24,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_data"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness prepare --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness prepare --config {CONFIG_FILE}"
             " --out {output} 2> {log}"
 
     rule robustness_model:
@@ -28,52 +32,55 @@ if "robustness" in config:
         input:
             ROBUST_DATA if OFFLINE else [],
         output:
-            ROBUST_DIR / "models" / "{model}.pt",
+            ROBUST_DIR / "models" / "{model}" / "{seed}.pt",
         params:
             model=lambda w: json.dumps(ROBUSTNESS["models"][w.model], sort_keys=True),
             training=lambda w: json.dumps(ROBUSTNESS.get("training"), sort_keys=True),
             epsilon=lambda w: ROBUSTNESS["attack"]["epsilon"],
         wildcard_constraints:
             model="|".join(ROBUST_MODELS),
+            seed=r"\d+",
         log:
-            log("robustness_model", "model"),
+            log("robustness_model", "model", "seed"),
         benchmark:
-            bench("robustness_model", "model"),
+            bench("robustness_model", "model", "seed"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness model --config {CONFIG_FILE}"
-            " --name {wildcards.model} --out {output} 2> {log}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness model --config {CONFIG_FILE}"
+            " --name {wildcards.model} --seed {wildcards.seed} --out {output} 2> {log}"
 
     rule robustness_evaluate:
         """Clean and PGD accuracy, and per-image WAM scale shares, of one model."""
         input:
             data=ROBUST_DATA,
-            model=ROBUST_DIR / "models" / "{model}.pt",
+            model=ROBUST_DIR / "models" / "{model}" / "{seed}.pt",
         output:
-            scores=ROBUST_DIR / "scores" / "{model}.csv",
-            summary=ROBUST_DIR / "scores" / "{model}.json",
+            scores=ROBUST_DIR / "scores" / "{model}" / "{seed}.csv",
+            summary=ROBUST_DIR / "scores" / "{model}" / "{seed}.json",
         params:
-            # everything but the model entries and the training settings (those rebuild the model file)
-            robustness=lambda w: json.dumps({k: v for k, v in ROBUSTNESS.items() if k not in ("models", "training")},
+            # everything but the model entries, the training settings and seeds (those rebuild the model files)
+            robustness=lambda w: json.dumps({k: v for k, v in ROBUSTNESS.items()
+                                             if k not in ("models", "training", "seeds")},
                                             sort_keys=True),
             methods=lambda w: json.dumps({m: config["methods"][m] for m in ROBUSTNESS["methods"]}, sort_keys=True),
         wildcard_constraints:
             model="|".join(ROBUST_MODELS),
+            seed=r"\d+",
         resources:
             gpu=0 if OFFLINE else 1,
         log:
-            log("robustness_evaluate", "model"),
+            log("robustness_evaluate", "model", "seed"),
         benchmark:
-            bench("robustness_evaluate", "model"),
+            bench("robustness_evaluate", "model", "seed"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness evaluate --config {CONFIG_FILE}"
-            " --name {wildcards.model} --model {input.model} --scores {output.scores} --summary {output.summary}"
-            " 2> {log}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness evaluate --config {CONFIG_FILE}"
+            " --name {wildcards.model} --seed {wildcards.seed} --model {input.model} --scores {output.scores}"
+            " --summary {output.summary} 2> {log}"
 
     rule robustness_table:
         """Scale shares with bootstrap CIs, accuracies and Spearman(robust accuracy, coarse share): tables, figure."""
         input:
-            scores=[ROBUST_DIR / "scores" / f"{m}.csv" for m in ROBUST_MODELS],
-            summaries=[ROBUST_DIR / "scores" / f"{m}.json" for m in ROBUST_MODELS],
+            scores=[ROBUST_DIR / "scores" / m / f"{s}.csv" for m, s in ROBUST_RUNS],
+            summaries=[ROBUST_DIR / "scores" / m / f"{s}.json" for m, s in ROBUST_RUNS],
         output:
             csv=report(RESULTS / "tables" / "robustness_scales.csv", caption="../report/robustness.rst",
                        category="Robustness"),
@@ -89,7 +96,7 @@ if "robustness" in config:
         benchmark:
             bench("robustness_table"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.robustness table --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.robustness table --config {CONFIG_FILE}"
             " --scores {input.scores} --summaries {input.summaries} --tables {RESULTS}/tables"
             " --figure {output.figure} 2> {log}"
 

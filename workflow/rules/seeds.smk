@@ -1,9 +1,9 @@
-# Training-seed spread of Table 1 (issue 18): with `seeds: [s1, s2, ...]` in the configuration, every trained
+# Training-seed spread of Table 1: with `seeds: [s1, s2, ...]` in the configuration, every trained
 # (data set, model) is trained again with each seed other than `training.seed`, explained and scored by every
 # method (one job per seed and model), and tables/seed_spread gives each Table 1 cell's seed-to-seed standard
 # deviation. Registered in TARGETS (built by `all`) only when `seeds` lists at least two seeds.
 if len(config.get("seeds", [])) > 1:
-    from workflow.scripts.seeds import extra_seeds, trained_models
+    from workflow.lib.experiments.seeds import extra_seeds, trained_models
 
     SEED_SPREAD = [RESULTS / "tables" / "seed_spread.csv", RESULTS / "tables" / "seed_spread.md"]
 
@@ -30,16 +30,16 @@ if len(config.get("seeds", [])) > 1:
         benchmark:
             bench("seed_replicate", "seed", "dataset", "model"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.seeds replicate --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.seeds replicate --config {CONFIG_FILE}"
             " --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed}"
-            " --resources {RESOURCES} --out {RESULTS}/seeds/{wildcards.seed} 2> {log}"
+            " --out {RESULTS}/seeds/{wildcards.seed} 2> {log}"
 
     rule seed_spread:
         """Each Table 1 cell of the trained models over the training seeds: mean, standard deviation, values."""
         input:
             main=RESULTS / "scores" / "scores.csv",
             replicates=[RESULTS / "seeds" / str(s) / "scores" / d / f"{m}.csv"
-                        for s in extra_seeds(config) for d, m in trained_models(config)],
+                        for s in extra_seeds(CONFIG) for d, m in trained_models(CONFIG)],
         output:
             csv=report(SEED_SPREAD[0], caption="../report/seed_spread.rst", category="Tables"),
             md=SEED_SPREAD[1],
@@ -50,7 +50,7 @@ if len(config.get("seeds", [])) > 1:
         benchmark:
             bench("seed_spread"),
         shell:
-            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.seeds table --config {CONFIG_FILE}"
+            "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.seeds table --config {CONFIG_FILE}"
             " --main {input.main} --replicates {input.replicates} --out {RESULTS}/tables 2> {log}"
 
     TARGETS["seed_spread"] = SEED_SPREAD

@@ -1,155 +1,17 @@
-"""Explain one shard of a data set's evaluated inputs with one method (a WAM variant or a baseline).
+"""Stage ``explain``: attributions of one shard of a data set's evaluated inputs by one method
+(:func:`workflow.lib.attribution.explain_shard`).
 
-Output (``torch.save``, atomic, with a ``.provenance.json`` sidecar) — a dict:
-
-- ``ids`` [n] sample ids, ``y`` [n] targets, ``seconds`` the attribution time;
-- ``pixel``: the attribution in the model's input space, ``[n, *spatial]`` (channels summed): images and
-  volumes pixels / voxels; audio the log-mel bins ``[n, mels, frames]`` of ``model.classifier``'s input;
-- ``wavelet``: per-band importance of the input's own wavelet coefficients, raw magnitudes (not normalised),
-  ptwt structure of ``[n, 1, *band]`` tensors (audio: coefficients of the waveform); the scoring stage
-  aggregates them for ranking (``metrics.protocols.rank_maps``);
-- ``scales``: WAM only, per-level maps ``[n, levels + 1, *spatial]`` (finest first, approximation last;
-  audio: pooled to the spectrogram's frames ``[n, levels + 1, frames]``);
-- ``cam_layer``: the layer of a class activation map (its dotted name), else absent;
-- ``completeness``: path methods (WAM-IG, Integrated Gradients) only, ``attribution_sum`` and
-  ``delta = f(x) - f(x0)`` ``[n]`` (logits of the explained network and input space).
-
-How each method reaches the other domain (the suite scores every method in both):
-WAM's pixel map is its ``heatmap()`` (audio: averaged over each STFT frame's samples and spread over the
-mels); a baseline's wavelet map is ``|W(a)|``, the magnitude of the wavelet transform of its pixel map (audio:
-the log-mel map projected onto the wavelet tiling by frequency band and frame,
-:func:`project_to_wavelet_tiling`).
-
-CLI: ``python -m workflow.scripts.explain --config results/NAME/config.json --dataset D --model M
---method METHOD --shard K --out FILE``.
+``python -m workflow.scripts.explain --config results/NAME/config.json --dataset D --model model.pt --method M
+--shard K --out FILE.pt``
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import torch
-
-import baselines
-from wam import WAM, transform
-from wam.audio import samples_to_frames
-from wam.utils import pick_device
-from workflow.scripts import io, models, plugins
-from workflow.scripts.datasets import NDIM, evaluated_shard
-
-
-def method_options(config: dict, method: str, modality: str) -> dict:
-    spec = config["methods"][method]
-    return {**spec.get("options", {}), **spec.get("per_modality", {}).get(modality, {})}
-
-
-def wavelet_magnitudes(pixel: torch.Tensor, ndim: int, wavelet_cfg: dict) -> list[torch.Tensor]:
-    """``|W(a)|`` per band, ``[n, 1, *band]``, for a pixel-domain map ``a`` ``[n, *spatial]``."""
-    coeffs = transform.wavedec(pixel.unsqueeze(1), ndim, wavelet_cfg["wavelet"], wavelet_cfg["levels"],
-                               wavelet_cfg["mode"])
-    return [b.abs() for b in transform.bands(coeffs)]
-
-
-def project_to_wavelet_tiling(pixel: torch.Tensor, frontend: torch.nn.Module, x: torch.Tensor,
-                              wavelet_cfg: dict) -> list[torch.Tensor]:
-    """A log-mel attribution ``[n, mels, frames]`` on the waveform's wavelet coefficients, per band
-    ``[n, 1, band]``: coefficient ``k`` of a band takes ``|sum|`` of the attribution of the mel bins whose centre
-    frequency lies in the band's octave (detail level ``j``: ``[sr / 2^(j+1), sr / 2^j)``; approximation: below
-    ``sr / 2^(levels+1)``), at the STFT frame nearest the coefficient's centre ``(k + 1/2) 2^j`` samples.
-
-    Every coefficient of one frame and band gets the same value (exact ties, ordered by the protocol), so
-    float round-off in the attribution cannot reorder them.
-    """
-    coeffs = transform.bands(transform.wavedec(x[:1].unsqueeze(1), 1, wavelet_cfg["wavelet"],
-                                               wavelet_cfg["levels"], wavelet_cfg["mode"]))
-    fb, rate, hop = frontend.mel.mel_scale.fb, frontend.sample_rate, frontend.mel.hop_length
-    freqs = torch.linspace(0, rate / 2, fb.shape[0], device=fb.device)
-    centres = (fb * freqs[:, None]).sum(0) / fb.sum(0).clamp_min(1e-12)  # [mels], Hz
-    levels = transform.band_levels(len(coeffs), 1)
-    out = []
-    for i, (band, level) in enumerate(zip(coeffs, levels, strict=True)):
-        low, high = (0.0, rate / 2 ** (level + 1)) if i == 0 else (rate / 2 ** (level + 1), rate / 2 ** level)
-        in_band = ((centres >= low) & (centres < high)).to(pixel.dtype)
-        per_frame = (pixel * in_band.to(pixel.device)[:, None]).sum(1).abs()  # [n, frames]
-        position = (torch.arange(band.shape[-1], device=pixel.device) + 0.5) * 2 ** level
-        frame = torch.round(position / hop).long().clamp(0, per_frame.shape[-1] - 1)
-        out.append(per_frame[:, frame].unsqueeze(1))
-    return out
-
-
-def explain(config: dict, dataset: str, model: torch.nn.Module, method: str, x: torch.Tensor,
-            y: torch.Tensor) -> dict:
-    """Attributions of ``x`` for ``y`` by ``method`` in both domains (see the module docstring)."""
-    modality = config["datasets"][dataset]["modality"]
-    ndim, wavelet_cfg = NDIM[modality], config["wavelet"][modality]
-    spec, options = config["methods"][method], method_options(config, method, modality)
-    batch_size = config["evaluation"]["batch_size"]
-    audio = modality == "audio"
-    if audio:
-        spectrogram = model.frontend(x[:1])
-        mels, frames, hop = spectrogram.shape[-2], spectrogram.shape[-1], model.frontend.mel.hop_length
-    out = {}
-    start = time.perf_counter()
-    if spec["kind"] == "wam":
-        explainer = WAM(model, ndim=ndim, batch_size=batch_size, seed=config["seed"], **wavelet_cfg, **options)
-        expl = explainer(x, y)
-        net, inputs = model, x
-        total = sum(g.flatten(1).sum(1) for g in transform.bands(expl.grads))
-        pixel, scales = expl.heatmap(), expl.scales(approx=True)
-        if audio:
-            pixel = samples_to_frames(pixel.unsqueeze(1), hop, frames).expand(-1, mels, -1)
-            scales = samples_to_frames(scales, hop, frames)
-        wavelet = [m.unsqueeze(1) for m in expl.band_maps(normalize=False)]
-        out["scales"] = scales
-    else:
-        net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
-        cam = baselines.is_cam(method)
-        explainer = baselines.get(method, net, batch_size=batch_size, **options,
-                                  **(models.cam_options(net) if cam else {}))
-        signed = explainer(inputs, y)
-        pixel, total = signed.sum(1), signed.flatten(1).sum(1)
-        if cam:
-            out["cam_layer"] = explainer.layer_name
-        if audio:
-            wavelet = project_to_wavelet_tiling(pixel, model.frontend, x, wavelet_cfg)
-        else:
-            wavelet = wavelet_magnitudes(pixel, ndim, wavelet_cfg)
-    seconds = time.perf_counter() - start
-    x0 = explainer.path_baseline(inputs)
-    if x0 is not None:
-        out["completeness"] = completeness(net, inputs, x0, y, total)
-    return {**out, "pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet],
-            "seconds": seconds}
-
-
-@torch.no_grad()
-def completeness(net: torch.nn.Module, x: torch.Tensor, x0: torch.Tensor, y: torch.Tensor, total: torch.Tensor
-                 ) -> dict[str, torch.Tensor]:
-    """A path method's ``attribution_sum`` ``[n]`` beside ``delta = f_y(x) - f_y(x0)`` ``[n]`` (logits):
-    they agree when the path integral is well resolved (completeness)."""
-    logits = net(torch.cat([x, x0])).gather(1, torch.cat([y, y])[:, None])[:, 0]
-    fx, fx0 = logits.split(len(y))
-    return {"attribution_sum": total.detach().cpu(), "delta": (fx - fx0).cpu()}
-
-
-def run(config: dict, dataset: str, model_path: Path, method: str, shard: int, out: Path) -> None:
-    plugins.load(config)  # the same plug-in methods as the DAG
-    device = pick_device(config["device"])
-    torch.manual_seed(config["seed"])
-    data = evaluated_shard(config, dataset, shard)
-    model = models.load(model_path).to(device).eval()
-    x, y = data.x.to(device), data.y.to(device)
-    result = explain(config, dataset, model, method, x, y)
-    result.update(ids=data.ids, y=data.y.cpu())
-    with io.atomic_path(out) as tmp:
-        torch.save(result, tmp)
-    io.write_json(Path(f"{out}.provenance.json"), io.provenance(
-        stage="explain", dataset=dataset, model=str(model_path), method=method, shard=shard,
-        config={k: config[k] for k in ("name", "seed", "device", "shards", "wavelet")},
-        method_config=config["methods"][method], device_used=str(device), seconds=result["seconds"],
-        cam_layer=result.get("cam_layer")))
+from workflow.lib.attribution import explain_shard
+from workflow.lib.config import Config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    run(io.read_config(args.config), args.dataset, args.model, args.method, args.shard, args.out)
+    explain_shard(Config.load(args.config), args.dataset, args.model, args.method, args.shard, args.out)
 
 
 if __name__ == "__main__":
