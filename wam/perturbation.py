@@ -130,14 +130,11 @@ class MaskResult:
     def level_mass(self) -> torch.Tensor:
         """Mean mask per level ``[B, A, levels + 1]``: ``sum of m over the level's coefficients / their number``
         (every detail band and channel of the level), finest level first, the approximation last."""
-        per_level = len(transform.level_keys(self.ndim))
-        bands = self.bands()
-        out = []
-        for start in range(len(bands) - per_level, 0, -per_level):  # finest first
-            level = bands[start : start + per_level]
-            out.append(sum(m.flatten(2).sum(2) for m in level) / sum(m[0, 0].numel() for m in level))
-        out.append(bands[0].flatten(2).mean(2))
-        return torch.stack(out, dim=2)
+        b, a, _ = self.mask.shape
+        rows = [m.flatten(0, 1) for m in self.bands()]  # [B A, C, *band]
+        sums = transform.level_sums(rows, self.ndim)
+        counts = transform.level_sums([torch.ones_like(m[:1]) for m in rows], self.ndim)
+        return (sums / counts).reshape(b, a, -1)
 
     def dyadic(self) -> torch.Tensor:
         """The masks tiled like WAM's dyadic map ``[B, A, *size]`` (mean over channels, no normalisation)."""

@@ -6,9 +6,14 @@ mask ``m`` over the image's wavelet coefficients (the model input's own transfor
 wavelet) that keeps (``game: preserve``) or destroys (``delete``) the model's top-1 class with the fewest
 coefficients. The target class is the model's own top-1 prediction on the unmasked image.
 
+The masks start at ``1 - 1e-6 u`` with ``u`` seeded per row (:func:`wam.perturbation.optimize_mask`); float
+rounding (the kernels a batch size picks) grows over the steps into different masks, so every mask figure is
+given over ``perturbation.seeds`` (default ``[seed]``): means over the images of each image's mean over the seeds,
+with the seed-to-seed standard deviation of the mean over the images (``sd_seeds``).
+
 Two stages (``python -m workflow.scripts.experiments.perturbation {optimise,report} ...``):
 
-- ``optimise`` -> ``perturbation/rows.csv``: one row per (image, alpha): ``sample_id, alpha, target,
+- ``optimise`` -> ``perturbation/rows.csv``: one row per (seed, image, alpha): ``seed, sample_id, alpha, target,
   predicted, top1`` (the masked image keeps the top-1), ``sparsity`` (fraction of ``m < 0.5``), ``logit``,
   ``probability`` (softmax of the target class), ``logit_unmasked`` (the target's logit on the image itself),
   ``loss_start, loss_end`` and, per level (``level1`` the
@@ -22,7 +27,7 @@ Two stages (``python -m workflow.scripts.experiments.perturbation {optimise,repo
   - ``wam_ig_density@level``: mean ``|a|`` per coefficient of the level, normalised to sum 1 over the levels;
 
   ``perturbation/examples.pt``: the original, the minimal images ``W^-1(z * m)`` and the masks' dyadic maps
-  of the first ``n_examples`` images.
+  of the first ``n_examples`` images (first seed).
 - ``report`` -> ``tables/perturbation.{csv,md}`` (means with bootstrap 95 % intervals over the images, see
   :func:`summary`), ``figures/perturbation_pareto.png`` and ``figures/perturbation_examples.png``.
 
@@ -55,7 +60,7 @@ from workflow.lib.config import NDIM, Config
 from workflow.lib.data import Split, model_inputs
 from workflow.lib.models import zoo
 from workflow.lib.reporting.figures import save
-from workflow.lib.reporting.tables import cell, markdown, summarise
+from workflow.lib.reporting.tables import markdown, summarise
 
 N_SHOWN_ALPHAS = 4  # alphas drawn in the examples figure (spread over the sweep)
 
@@ -88,6 +93,11 @@ def wam_ig_levels(config: Config, model: torch.nn.Module, x: torch.Tensor, y: to
     return expl.scale_shares(), expl.scale_shares(per_coefficient=True)
 
 
+def seeds(config: Config) -> list[int]:
+    """``perturbation.seeds``, else the run's ``seed``."""
+    return [int(s) for s in config.section("perturbation").get("seeds") or [config.seed]]
+
+
 def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, examples_path: Path) -> None:
     spec = config.section("perturbation")
     device = pick_device(config.device)
@@ -99,23 +109,28 @@ def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, ex
     per_call = spec["batch_size"] // math.gcd(spec["batch_size"], len(alphas))
     records, shown = [], {"original": [], "minimal": [], "mask": [], "probability": [], "sparsity": []}
     n_examples = min(spec.get("n_examples", 2), len(data))
-    for start in tqdm(range(0, len(data), per_call), desc="perturbation", unit="chunk"):
+    wam_ig = {}  # start -> WAM-IG's levels of those images (they do not depend on the mask's seed)
+    run_seeds = seeds(config)
+    chunks = [(seed, start) for seed in run_seeds for start in range(0, len(data), per_call)]
+    for seed, start in tqdm(chunks, desc="perturbation", unit="chunk"):
         x = data.x[start : start + per_call].to(device)
         with torch.no_grad():
             unmasked = model(x)
             y = unmasked.argmax(1)
         result = optimize_mask(model, x, y, NDIM["images"], alphas, steps=spec["steps"], lr=spec["lr"],
-                               game=spec["game"], batch_size=spec["batch_size"], seed=config.seed,
+                               game=spec["game"], batch_size=spec["batch_size"], seed=seed,
                                **config.section("wavelet")["images"])
         density = result.level_mass()  # [b, A, levels + 1]
         counts = transform.level_sums([torch.ones(1, *shape, device=device) for shape in result.shapes], 2)
         share = _normalised((density * counts).flatten(0, 1)).reshape(density.shape)
-        ig_share, ig_density = (t.cpu() for t in wam_ig_levels(config, model, x, y))
+        if start not in wam_ig:
+            wam_ig[start] = tuple(t.cpu() for t in wam_ig_levels(config, model, x, y))
+        ig_share, ig_density = wam_ig[start]
         density, share = density.cpu(), share.cpu()
         for i in range(x.shape[0]):
             for j, alpha in enumerate(alphas):
                 records.append({
-                    "sample_id": data.ids[start + i], "alpha": alpha, "target": int(y[i]),
+                    "seed": seed, "sample_id": data.ids[start + i], "alpha": alpha, "target": int(y[i]),
                     "predicted": int(result.predicted[i, j]), "top1": int(result.predicted[i, j] == y[i]),
                     "sparsity": float(result.sparsity[i, j]), "logit": float(result.logits[i, j]),
                     "probability": float(result.probs[i, j]), "logit_unmasked": float(unmasked[i, y[i]]),
@@ -125,7 +140,7 @@ def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, ex
                     **{f"mask_share@{n}": float(share[i, j, k]) for k, n in enumerate(names)},
                     **{f"wam_ig_density@{n}": float(ig_density[i, k]) for k, n in enumerate(names)},
                     **{f"wam_ig_share@{n}": float(ig_share[i, k]) for k, n in enumerate(names)}})
-        keep = max(0, min(n_examples - start, x.shape[0]))
+        keep = max(0, min(n_examples - start, x.shape[0])) if seed == run_seeds[0] else 0
         if keep:
             shown["original"].append(x[:keep].cpu())
             shown["minimal"].append(result.minimal()[:keep].cpu())
@@ -141,7 +156,7 @@ def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, ex
     for path in (rows_path, examples_path):
         files.write_json(Path(f"{path}.provenance.json"), files.provenance(
             stage="perturbation", dataset=dataset, model=str(model_path), perturbation=spec,
-            wavelet=config.section("wavelet")["images"], wam_ig=config.raw["methods"].get("wam_ig"), seed=config.seed,
+            wavelet=config.section("wavelet")["images"], wam_ig=config.raw["methods"].get("wam_ig"), seeds=run_seeds,
             device_used=str(device)))
 
 
@@ -163,9 +178,20 @@ def scale_spearman(rows: pd.DataFrame, names: list[str], mask: str, wam_ig: str)
 
 
 def max_sparsity_keeping_top1(rows: pd.DataFrame) -> pd.Series:
-    """Per image, the largest sparsity over the alphas at which the masked image keeps the top-1 (the target is
-    the unmasked image's top-1, so sparsity 0 always keeps it)."""
-    return rows["sparsity"].where(rows["top1"] == 1, 0.0).groupby(rows["sample_id"], sort=True).max()
+    """Per (seed, image), the largest sparsity over the alphas at which the masked image keeps the top-1 (the
+    target is the unmasked image's top-1, so sparsity 0 always keeps it)."""
+    keys = [rows[c] for c in ("seed", "sample_id") if c in rows.columns]
+    return rows["sparsity"].where(rows["top1"] == 1, 0.0).groupby(keys, sort=True).max()
+
+
+def over_seeds(values: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``values`` (columns ``seed, sample_id, *by, value``) as each image's mean over the seeds (NaN seeds left
+    out), and per group of ``by`` the sample standard deviation over the seeds of the mean over the images
+    (``sd_seeds``, ``n_seeds``; NaN with one seed)."""
+    per_image = values.groupby([*by, "sample_id"], sort=True, dropna=False)["value"].mean().reset_index()
+    per_seed = values.groupby([*by, "seed"], sort=True, dropna=False)["value"].mean().reset_index()
+    spread = per_seed.groupby(by, sort=True, dropna=False)["value"].agg(sd_seeds="std", n_seeds="count").reset_index()
+    return per_image, spread
 
 
 PER_ALPHA = ("sparsity", "probability", "logit", "top1_kept", "spearman_density", "spearman_share")
@@ -174,7 +200,9 @@ WAM_IG_LEVELS = ("wam_ig_density", "wam_ig_share")
 
 
 def summary(rows: pd.DataFrame, resamples: int, seed: int) -> pd.DataFrame:
-    """The table: ``quantity, alpha, level, n, mean, ci_low, ci_high`` (mean over images, bootstrap 95 % CI).
+    """The table: ``quantity, alpha, level, n, mean, ci_low, ci_high, sd_seeds, n_seeds``: the mean over the images
+    of each image's mean over the optimisation seeds, its bootstrap 95 % CI over the images, and the seed-to-seed
+    standard deviation of the mean over the images (:func:`over_seeds`; rows without a ``seed`` column: one seed).
 
     Per alpha (level ``-``): ``sparsity``, ``probability`` and ``logit`` of the target class, ``top1_kept``
     (fraction of images whose masked image keeps the top-1), ``spearman_density`` (Spearman over the scales
@@ -184,34 +212,47 @@ def summary(rows: pd.DataFrame, resamples: int, seed: int) -> pd.DataFrame:
     ``max_sparsity_top1`` (per image, the largest sparsity keeping the top-1).
     """
     names = [c.split("@")[1] for c in rows.columns if c.startswith("mask_density@")]
+    if "seed" not in rows.columns:
+        rows = rows.assign(seed=seed)
     rows = rows.assign(top1_kept=rows["top1"].astype(float),
                        spearman_density=scale_spearman(rows, names, "mask_density", "wam_ig_density"),
                        spearman_share=scale_spearman(rows, names, "mask_share", "wam_ig_share"))
 
     def values(frame: pd.DataFrame, column: str, quantity: str, level: str = "-") -> pd.DataFrame:
-        keep = [c for c in ("alpha", "sample_id") if c in frame.columns]
+        keep = [c for c in ("seed", "alpha", "sample_id") if c in frame.columns]
         return frame[[*keep, column]].rename(columns={column: "value"}).assign(quantity=quantity, level=level)
+
+    def summarised(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+        per_image, spread = over_seeds(frame.dropna(subset=["value"]), by)
+        return summarise(per_image, by, resamples, seed).merge(spread, on=by, how="left")
 
     per_alpha = [values(rows, q, q) for q in PER_ALPHA]
     per_alpha += [values(rows, f"{q}@{n}", q, n) for q in MASK_LEVELS for n in names]
-    per_alpha = summarise(pd.concat(per_alpha).dropna(subset=["value"]), ["quantity", "alpha", "level"],
-                          resamples, seed)
-    images = rows.drop_duplicates("sample_id").drop(columns="alpha")
+    per_alpha = summarised(pd.concat(per_alpha), ["quantity", "alpha", "level"])
+    images = rows.drop_duplicates(["seed", "sample_id"]).drop(columns="alpha")
     alone = [values(images, f"{q}@{n}", q, n) for q in WAM_IG_LEVELS for n in names]
     alone.append(values(max_sparsity_keeping_top1(rows).rename("value").reset_index(), "value",
                         "max_sparsity_top1"))
-    alone = summarise(pd.concat(alone), ["quantity", "level"], resamples, seed).assign(alpha=np.nan)
+    alone = summarised(pd.concat(alone), ["quantity", "level"]).assign(alpha=np.nan)
     order = {q: i for i, q in enumerate((*PER_ALPHA, *MASK_LEVELS, *WAM_IG_LEVELS, "max_sparsity_top1"))}
     level_order = {n: i for i, n in enumerate(["-", *names])}
     table = pd.concat([per_alpha, alone], ignore_index=True).sort_values(
         ["quantity", "alpha", "level"], na_position="first", kind="stable",
         key=lambda s: s.map(order) if s.name == "quantity" else s.map(level_order) if s.name == "level" else s)
     table["alpha"] = table["alpha"].map(lambda a: "-" if pd.isna(a) else f"{a:g}")
-    return table[["quantity", "alpha", "level", "n", "mean", "ci_low", "ci_high"]].reset_index(drop=True)
+    return table[["quantity", "alpha", "level", "n", "mean", "ci_low", "ci_high", "sd_seeds", "n_seeds"]
+                 ].reset_index(drop=True)
+
+
+def seed_cell(row: pd.Series) -> str:
+    """``mean ± sd over the seeds [CI over the images]`` (no ``±`` with one seed)."""
+    spread = f" ± {row['sd_seeds']:.3f}" if row["n_seeds"] > 1 and not pd.isna(row["sd_seeds"]) else ""
+    return f"{row['mean']:.3f}{spread} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 
 def table_markdown(table: pd.DataFrame, rows: pd.DataFrame, game: str) -> str:
-    table = table.assign(cell=table.apply(cell, axis=1))
+    table = table.assign(cell=table.apply(seed_cell, axis=1))
+    n_seeds = rows["seed"].nunique() if "seed" in rows.columns else 1
     main = table[table["quantity"].isin(PER_ALPHA)].rename(columns={"alpha": "alpha (penalty)"})
     best = table[table["quantity"] == "max_sparsity_top1"].iloc[0]
     scales = table[table["quantity"].isin((*MASK_LEVELS, *WAM_IG_LEVELS))]
@@ -219,7 +260,10 @@ def table_markdown(table: pd.DataFrame, rows: pd.DataFrame, game: str) -> str:
     scales = scales.assign(row=np.where(scales["alpha"] == "-", label, label + ", alpha = " + scales["alpha"]))
     return "\n".join([
         f"Meaningful perturbation in the wavelet domain ({game} game): mean over {rows['sample_id'].nunique()} "
-        "images [bootstrap 95 % CI]. sparsity: fraction of coefficients with m < 0.5; probability, logit: the "
+        f"images of each image's mean over {n_seeds} optimisation seed(s) ± the seed-to-seed standard deviation "
+        "[bootstrap 95 % CI over the images]. The seeds set the masks' starting point (1 - 1e-6 u); float rounding "
+        "grows over the steps into different masks, and the ± is that spread. sparsity: fraction of coefficients "
+        "with m < 0.5; probability, logit: the "
         "target class (the unmasked image's top-1) on W^-1(z m); top1_kept: fraction of images whose masked "
         "image keeps the top-1.", "",
         markdown(main, "alpha (penalty)", ["quantity"]),
@@ -329,7 +373,8 @@ def report(config: Config, rows_path: Path, examples_path: Path, out: Path) -> N
                out / "figures" / "perturbation_pareto.png", out / "figures" / "perturbation_examples.png"]
     files.write_csv(table, outputs[0])
     files.write_text(outputs[1], table_markdown(table, rows, game))
-    pareto_figure(rows, game, outputs[2])
+    first_seed = rows[rows["seed"] == rows["seed"].min()] if "seed" in rows.columns else rows
+    pareto_figure(first_seed, game, outputs[2])
     examples_figure(torch.load(examples_path, weights_only=False), outputs[3])
     for path in outputs:
         files.write_json(Path(f"{path}.provenance.json"), files.provenance(

@@ -54,6 +54,22 @@ def test_summary_known_answers():
     assert (table["ci_low"] <= table["mean"] + 1e-12).all() and (table["mean"] <= table["ci_high"] + 1e-12).all()
 
 
+def test_the_seed_spread_is_the_sd_of_the_per_seed_means_and_the_mean_averages_each_image_over_the_seeds():
+    """Seed 1 moves image a's sparsity at alpha 10 from 0.8 to 0.6: per-seed means over the images 0.825 and 0.725
+    (sd 0.0707), image means 0.7 and 0.85 (mean 0.775); WAM-IG's shares do not depend on the seed (sd 0)."""
+    first = _rows().assign(seed=0)
+    second = first.assign(seed=1)
+    second.loc[(second["sample_id"] == "a") & (second["alpha"] == 10.0), "sparsity"] = 0.6
+    table = perturbation.summary(pd.concat([first, second], ignore_index=True), resamples=200, seed=0)
+    row = _value(table, "sparsity", "10")
+    assert row["mean"] == pytest.approx(0.775) and row["n"] == 2 and row["n_seeds"] == 2
+    assert row["sd_seeds"] == pytest.approx(abs(0.825 - 0.725) / 2 ** 0.5)
+    assert _value(table, "wam_ig_share", level="approx")["sd_seeds"] == pytest.approx(0.0)
+    assert _value(table, "sparsity", "0")["sd_seeds"] == pytest.approx(0.0)
+    md = perturbation.table_markdown(table, pd.concat([first, second]), "preserve")
+    assert "0.775 ± 0.071" in md and "2 optimisation seed(s)" in md
+
+
 def test_pareto_front_keeps_the_non_dominated_points():
     points = np.array([[0.1, 5.0], [0.5, 4.0], [0.4, 3.0], [0.9, 1.0], [0.2, 5.0], [0.9, 0.5]])
     assert perturbation.pareto_front(points).tolist() == [[0.2, 5.0], [0.5, 4.0], [0.9, 1.0]]
@@ -72,7 +88,7 @@ def test_report_writes_the_table_and_both_figures(tmp_path):
     md = (tmp_path / "tables" / "perturbation.md").read_text()
     assert "| alpha (penalty) |" in md and "Largest sparsity at which the top-1 prediction still holds: 0.575" in md
     assert list(pd.read_csv(tmp_path / "tables" / "perturbation.csv").columns) == [
-        "quantity", "alpha", "level", "n", "mean", "ci_low", "ci_high"]
+        "quantity", "alpha", "level", "n", "mean", "ci_low", "ci_high", "sd_seeds", "n_seeds"]
     for name in ("perturbation_pareto.png", "perturbation_examples.png"):
         assert (tmp_path / "figures" / name).stat().st_size > 5_000
         assert (tmp_path / "figures" / f"{name}.provenance.json").is_file()

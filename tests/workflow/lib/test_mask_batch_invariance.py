@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from wam.perturbation import optimize_mask
-from workflow.scripts.models import build
+from workflow.lib.models.zoo import build
 
 STEPS, LR = 20, 0.1
 ALPHAS = [0.0, 5.0, 20.0, 100.0]
