@@ -61,7 +61,10 @@ def test_appendix_table_summarises_and_marks_the_best():
         for metric in ("faithfulness_of_spectra", "input_fidelity", "mu_fidelity", "insertion"):
             for i in range(4):
                 rows.append({"dataset": "audio", "model": "audio_resnet", "method": method, "metric": metric,
-                             "degenerate": False, "sample_id": str(i), "value": base + 0.1 * i})
+                             "protocol": "reference", "degenerate": False, "sample_id": str(i),
+                             "value": base + 0.1 * i})
+                # the protocol-sensitivity row of the same input (unequal settings): never pooled with it
+                rows.append({**rows[-1], "protocol": "reference_unequal", "value": 100.0})
     summary = tables.appendix_metrics(pd.DataFrame(rows), CONFIG, 50, 0)
     assert set(summary["metric"]) == {"faithfulness_of_spectra", "input_fidelity", "mu_fidelity"}
     assert summary["label"].tolist()[:1] == ["Saliency"] and (summary["n"] == 4).all()

@@ -87,6 +87,23 @@ def test_a_scales_cell_is_recomputed_from_the_stored_raw_band_magnitudes(ci_run)
     assert "normalised per image" in (results / "tables" / "scales.md").read_text()
 
 
+def test_a_mu_fidelity_cell_is_the_mean_over_the_evaluated_inputs_under_the_run_protocol(ci_run):
+    """``tables/mu_fidelity`` and ``appendix_metrics``: one value per evaluated input (the protocol-sensitivity
+    rows of the same inputs, under unequal settings, are not pooled in), recomputed with numpy."""
+    workdir, config, _, _, _ = ci_run
+    results = workdir / "results" / "ci"
+    scores = pd.read_csv(results / "scores" / "scores.csv", keep_default_na=False)
+    part = scores[(scores["dataset"] == "volumes") & (scores["method"] == "saliency")
+                  & (scores["metric"] == "mu_fidelity") & (scores["protocol"] == config["evaluation"]["protocol"])]
+    assert len(part) == config["datasets"]["volumes"]["n_inputs"]
+    for name in ("mu_fidelity", "appendix_metrics"):
+        table = pd.read_csv(results / "tables" / f"{name}.csv")
+        row = table[(table["dataset"] == "volumes") & (table["method"] == "saliency")
+                    & (table["metric"] == "mu_fidelity")]
+        assert row["n"].item() == len(part)
+        assert row["mean"].item() == pytest.approx(float(np.mean(part["value"].astype(float))), abs=1e-6)
+
+
 def test_a_protocol_sensitivity_cell_is_recomputed_from_the_per_sample_scores(ci_run):
     """``tables/protocol_sensitivity``: GradCAM's deletion on the volumes under the unequal settings (16 steps for
     the baselines in ``ci.yaml``) is the mean of its per-sample scores of protocol ``reference_unequal``, and its

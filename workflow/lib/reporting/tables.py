@@ -205,9 +205,12 @@ APPENDIX_METRICS = {"faithfulness_of_spectra": "FF", "input_fidelity": "Fid-in",
 
 def appendix_metrics(scores: pd.DataFrame, config: Config, resamples: int, seed: int) -> pd.DataFrame:
     """The appendix metrics of every method and (data set, model): Faithfulness of Spectra and Input Fidelity
-    (scored in the method's Table 1 setting) and mu-fidelity, mean with bootstrap CI; methods in config order."""
-    summary = summarise(scores[scores["metric"].isin(list(APPENDIX_METRICS))], ["dataset", "model", "method", "metric"],
-                        resamples, seed)
+    (scored in the method's Table 1 setting) and mu-fidelity, mean with bootstrap CI; methods in config order.
+    Only the rows of ``evaluation.protocol`` (the protocol-sensitivity rows, ``<protocol>_unequal``, are not
+    pooled with them)."""
+    protocol = config.section("evaluation")["protocol"]
+    part = scores[scores["metric"].isin(list(APPENDIX_METRICS)) & (scores["protocol"] == protocol)]
+    summary = summarise(part, ["dataset", "model", "method", "metric"], resamples, seed)
     order = {m: i for i, m in enumerate(config.methods)}
     summary = summary.sort_values(["method", "dataset", "model", "metric"], kind="stable",
                                   key=lambda s: s.map(order) if s.name == "method" else s)
@@ -464,7 +467,7 @@ def write_tables(config: Config, score_files: list[Path], published_path: Path, 
                   markdown(summary, "label", ["dataset", "model", "metric"]) + f"\n{caption}\n",
                   tables, f"table1_{domain}_{auc}")
 
-    for name, selector in (("mu_fidelity", scores["metric"] == "mu_fidelity"),
+    for name, selector in (("mu_fidelity", (scores["metric"] == "mu_fidelity") & (scores["protocol"] == protocol)),
                            ("completeness", scores["metric"] == "completeness_error"),
                            ("localisation", scores["metric"].str.startswith("localisation"))):
         summary = summarise(scores[selector], ["dataset", "model", "method", "metric"], resamples, seed)
