@@ -20,6 +20,7 @@ from metrics import registry as metric_registry
 from tests.models import linear_model
 from tests.workflow.helpers import GRADIENT_X_INPUT, ROOT
 from workflow.lib import plugins
+from workflow.lib.config import Config
 from workflow.lib.plugins import PluginError
 
 README = ROOT / "README.md"
@@ -173,11 +174,11 @@ def test_a_name_taken_by_a_builtin_is_refused_naming_both(isolated, tmp_path):
         plugins.load({"plugins": [str(path)]})
 
 
-def readme_example() -> tuple[str, str]:
-    """The "Add a baseline" section's Python file and its config line."""
-    section = README.read_text().split("## Add a baseline", 1)[1].split("\n## ", 1)[0]
-    (source,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    (config,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+def readme_example(section: str = "Add a baseline") -> tuple[str, str]:
+    """The Python file of a README section ("Add a baseline", "Add a metric") and its configuration lines."""
+    text = README.read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    (source,) = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    (config,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     return source, config
 
 
@@ -195,3 +196,24 @@ def test_readme_add_a_baseline_example_runs_as_a_plugin(isolated, tmp_path, imag
     y = torch.tensor([0, 3, 1])
     expected = torch.stack([x[i] * model.gradient(int(c)) for i, c in enumerate(y)])
     torch.testing.assert_close(baselines.get(name, model)(x, y), expected)
+
+
+def test_readme_add_a_metric_example_runs_as_a_plugin(isolated, tmp_path, image_model, image_batch):
+    """The README's file, saved outside the repository, and its configuration: the metric is registered by a
+    plug-in, listed in evaluation.metrics after the default's two, gives one value per input (in both domains),
+    equals the built-in AOPC with ``share=1`` and is 0 on a model that ignores its input (a known answer)."""
+    source, lines = readme_example("Add a metric")
+    entries = yaml.safe_load(lines)
+    path = write(tmp_path / Path(entries["plugins"][0]).name, source)
+    assert plugins.load({"plugins": [str(path)]}) == [path.stem]
+    name = entries["evaluation"]["metrics"][-1]
+    assert entries["evaluation"]["metrics"][:-1] == list(Config.from_dict({}).evaluation_metrics)
+    assert not metric_registry.METRICS.is_builtin(name)
+    metric, (x, y) = metrics.get(name), image_batch
+    attribution = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert metric(image_model, x, y, attribution, domain="wavelet").shape == (3,)
+    torch.testing.assert_close(metric(image_model, x, y, attribution, steps=8, share=1.0),
+                               metrics.get("aopc")(image_model, x, y, attribution, steps=8))
+    blind = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 4))
+    torch.nn.init.zeros_(blind[1].weight)
+    assert metric(blind, x, y, attribution).abs().max() == 0
