@@ -1,11 +1,15 @@
 # `make run`: set up, then the default (offline) benchmark. `make test`: set up, then the tests.
 # Set-up is keyed on the pin file: a second call reinstalls nothing.
 SHELL := /bin/bash
+# The project needs Python 3.11 (pyproject: requires-python >=3.11,<3.12): where `python3` is another version,
+# name it, e.g. `make PYTHON=python3.11 test`. It only creates .venv: an existing .venv is kept as it is.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIN_HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
 STAMP := $(VENV)/.installed-$(PIN_HASH)
+# The test tools (pyproject's `test` extra: pytest, hypothesis, ruff, selenium, grad-cam), for the test and lint targets.
+TEST_STAMP := $(VENV)/.installed-test-$(PIN_HASH)
 # Debian packages the default configuration needs (the offline audio set is built from these clips).
 APT_PACKAGES := sound-theme-freedesktop
 CORES ?= all
@@ -22,12 +26,19 @@ FAST_MALLOC := MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=1717986
 setup: $(STAMP) apt
 
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+	  echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); this project" \
+	    "needs 3.11: make PYTHON=python3.11 ..."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps $$($(BIN)/python -c \
 	  "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; \
 	  print(' '.join(extras['cluster'] + extras['attnlrp']))")
 	@rm -f $(VENV)/.installed-* && touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-test-* && touch $@
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -46,20 +57,20 @@ run: setup
 speed: setup
 	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
 
-test: setup
+test: setup $(TEST_STAMP)
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --doctest-modules tests wam baselines metrics workflow/lib --ignore=tests/cluster --ignore=tests/report
 
 # The workflow on a one-node SLURM cluster started by the test (root on Debian; skipped otherwise).
-test-cluster: setup
+test-cluster: setup $(TEST_STAMP)
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -s tests/cluster
 
 # The ci configuration's HTML report in headless Chromium (Debian's chromium + chromium-driver, installed here
 # when missing and root; otherwise the test is skipped with the reason). Screenshot: results/test-report/.
-test-report: setup
+test-report: setup $(TEST_STAMP)
 	-@$(MAKE) --no-print-directory apt APT_PACKAGES="chromium chromium-driver"
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests/report
 
-lint: setup
+lint: setup $(TEST_STAMP)
 	$(BIN)/ruff check .
 
 clean:

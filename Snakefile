@@ -5,8 +5,8 @@
 #   snakemake --cores all speed                                       # the speed suite alone
 from pathlib import Path
 
-if "datasets" not in config:  # no --configfile given: the offline default
-    configfile: "workflow/config/default.yaml"
+if "datasets" not in config:  # no --configfile, or one without `datasets:` (only `plugins:`): the default + it
+    configfile: Path(workflow.basedir) / "workflow" / "config" / "default.yaml"  # from any --directory
 
 
 report: "workflow/report/workflow.rst"  # the report's landing page: Table 1, the data, links to everything

@@ -1,6 +1,6 @@
 """Area over the MoRF perturbation curve (AOPC; Samek et al., 2017): mean drop of the score.
 
-Worked example of README "Add a metric": one file, registered by its decorator.
+One file, registered by its decorator: the registry imports every module of the package.
 
 Example::
 

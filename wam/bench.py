@@ -4,7 +4,7 @@ The floor of a gradient method is the same model's forward pass plus a backward 
 (``torch.autograd.grad(output, input)``, parameters not requiring gradients) over the same number of inputs
 (``B x n_samples``), same dtype and batch size. ``ratio = seconds / reference_seconds``.
 
-Run ``python -m wam.bench`` (``--scale paper`` for the issue's GPU setting: ResNet-50, 16 images 224x224,
+Run ``python -m wam.bench`` (``--scale paper`` for the GPU setting: ResNet-50, 16 images 224x224,
 n = 25; the default ``small`` fits 2 CPU cores in about a minute). Output: CSV rows
 ``benchmark, variant, device, seconds, reference_seconds, ratio``.
 """
@@ -116,7 +116,7 @@ def cases(scale: str, device: torch.device) -> list[tuple[str, nn.Module, torch.
 
 
 def run(scale: str = "small", device: str = "auto", repeats: int = 3, batch_size: int | None = None) -> pd.DataFrame:
-    """Every WAM benchmark of the issue: 2D and 3D smooth and integrated, 1D smooth (with log-mel)."""
+    """Every WAM benchmark: 2D and 3D smooth and integrated, 1D smooth (with log-mel)."""
     dev = pick_device(device)
     n_samples = 25 if scale == "paper" else 8
     rows = []

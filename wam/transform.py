@@ -44,9 +44,19 @@ def check_wavelet(wavelet: str | pywt.Wavelet) -> pywt.Wavelet:
     if wavelet not in pywt.wavelist(kind="discrete"):
         raise ValueError(
             f"wavelet: unknown discrete wavelet {wavelet!r}; expected one of pywt.wavelist(kind='discrete'), "
-            f"e.g. 'haar', 'db2', 'sym4' (families: {', '.join(pywt.families())})"
+            f"e.g. 'haar', 'db2', 'sym4' (discrete families: {', '.join(discrete_families())})"
         )
     return pywt.Wavelet(wavelet)
+
+
+def discrete_families() -> list[str]:
+    """The PyWavelets families with discrete wavelets (the transforms here take no continuous one).
+
+    >>> discrete_families()[:4]
+    ['haar', 'db', 'sym', 'coif']
+    """
+    discrete = set(pywt.wavelist(kind="discrete"))  # (wavelist(family, kind=...) ignores kind)
+    return [f for f in pywt.families(short=True) if discrete & set(pywt.wavelist(f))]
 
 
 def check_mode(mode: str) -> str:

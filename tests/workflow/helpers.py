@@ -1,5 +1,5 @@
-"""Running the workflow in a temporary folder, for the end-to-end tests (pipeline, plug-ins, paper, report), and the
-tiny data files they read."""
+"""Running the workflow in a temporary folder, for the end-to-end tests (pipeline, plug-ins, paper, report), the
+tiny data files they read, and a plug-in's source."""
 
 from __future__ import annotations
 
@@ -14,6 +14,22 @@ import yaml
 from workflow.lib.data import esc50
 
 ROOT = Path(__file__).resolve().parents[2]
+# A plug-in baseline's source (``.format(name=...)``): Gradient x Input, captum's, on the Baseline base class.
+GRADIENT_X_INPUT = '''\
+"""Gradient x Input as a plug-in (tests/workflow/helpers.py)."""
+from captum.attr import InputXGradient
+
+from baselines import Baseline, register
+
+
+@register("{name}")
+class GradientXInput(Baseline):
+    label = "Gradient x Input"
+
+    def attribute(self, x, y):
+        method = InputXGradient(self.model)
+        return self.per_chunk(lambda xs, ys: method.attribute(self.leaf(xs), target=ys), x, y)
+'''
 
 
 def write_config(workdir: Path, name: str = "ci", **changes) -> tuple[dict, Path]:

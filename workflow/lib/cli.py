@@ -500,6 +500,18 @@ def record(result: Result, figure_path: Path | None = None, **options) -> dict:
     return out
 
 
+def check_folder(path: Path | None, argument: str) -> None:
+    """The folder of the output ``path`` exists (the command creates none); ``ValueError`` naming ``argument`` and
+    the missing folder otherwise (``None``: no such output)."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ValueError(f"{argument}: cannot write {path}: the folder {folder} {what} (create it first, or choose "
+                         "another path)")
+
+
 def _write(path: Path, argument: str, writer) -> None:
     try:
         with files.atomic_path(path) as tmp:
@@ -583,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in ("command", "input", "out", "save")}
     try:
+        check_folder(args.out, "--out")  # before any work: a typo in a folder is not an afternoon lost
+        check_folder(args.save, "--save")
         result = explain(args.input, progress=sys.stderr.isatty(), **options)
         out = args.out or default_figure_path(result.input)
         _write(out, "--out", lambda tmp: result.figure.savefig(

@@ -41,6 +41,10 @@ ESC50_CLIPS = 2000  # clips listed in ESC-50's meta/esc50.csv
 # The data set each experiment runs on when its section names none: the modality it needs.
 EXPERIMENT_MODALITY = {"audio_separation": "audio", "perturbation": "images"}
 DEFAULT_TRAINING = {"epochs": 30, "patience": 5, "lr": 0.001, "batch_size": 16, "seed": 42, "threads": 1}
+# The registered per-sample metrics the score stage runs besides Table 1's when ``evaluation.metrics`` is not set
+# (Faithfulness of Spectra and Input Fidelity: the appendix's), and those it always runs, which the key cannot list.
+DEFAULT_METRICS = ("faithfulness_of_spectra", "input_fidelity")
+ALWAYS_SCORED = ("insertion", "deletion", "faithfulness", "mu_fidelity")
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,7 @@ class Config:
         for experiment in EXPERIMENT_MODALITY:
             if experiment in raw:
                 config.experiment_dataset(experiment)  # fails now, naming the key, when there is none
+        _ = config.evaluation_metrics  # fails now, naming evaluation.metrics, for a list that cannot be scored
         return config
 
     @classmethod
@@ -251,3 +256,26 @@ class Config:
     def section(self, name: str) -> Mapping[str, Any]:
         """A section of the configuration as it is (``{}`` when absent)."""
         return self.raw.get(name) or {}
+
+    @property
+    def evaluation_metrics(self) -> tuple[str, ...]:
+        """The registered per-sample metrics (names of ``metrics.available()``, plug-ins included) that the score
+        stage runs besides Table 1's, in each method's Table 1 cell setting: ``evaluation.metrics``, by default
+        :data:`DEFAULT_METRICS`. ``ValueError`` naming the key for a repeated name or one of :data:`ALWAYS_SCORED`
+        (whether a name is registered is the preflight's check: it needs the plug-ins).
+
+        >>> Config.from_dict({}).evaluation_metrics
+        ('faithfulness_of_spectra', 'input_fidelity')
+        >>> Config.from_dict({"evaluation": {"metrics": ["input_fidelity", "deletion"]}})
+        Traceback (most recent call last):
+        ValueError: evaluation.metrics: 'deletion' is always scored (insertion, deletion, faithfulness, mu_fidelity); \
+remove it from the list
+        """
+        names = tuple(self.section("evaluation").get("metrics", DEFAULT_METRICS))
+        for i, name in enumerate(names):
+            if name in ALWAYS_SCORED:
+                raise ValueError(f"evaluation.metrics: {name!r} is always scored ({', '.join(ALWAYS_SCORED)}); "
+                                 "remove it from the list")
+            if name in names[:i]:
+                raise ValueError(f"evaluation.metrics: {name!r} is listed twice")
+        return names

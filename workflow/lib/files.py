@@ -25,19 +25,45 @@ import numpy as np
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it.
 
-    The temporary name keeps ``path``'s suffix, so writers that infer a format from it work.
+    The temporary name keeps ``path``'s suffix, so writers that infer a format from it work. An ``OSError`` about
+    the temporary file (a folder not writable, a full disk) is raised again naming ``path``, the file asked for:
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "x.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> (folder / "x.txt").read_text(), sorted(p.name for p in folder.iterdir())
+    ('done', ['x.txt'])
+    >>> with atomic_path(folder / "y.txt") as tmp:
+    ...     raise PermissionError(13, "Permission denied", str(tmp))
+    Traceback (most recent call last):
+    PermissionError: [Errno 13] Permission denied: '.../y.txt'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as e:
+        raise _naming(e, path) from e
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600: give it a normal file's mode
         os.replace(tmp, path)
+    except OSError as e:
+        if str(tmp) not in str(e):
+            raise
+        raise _naming(e, path, tmp) from e
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _naming(error: OSError, path: Path, tmp: Path | None = None) -> OSError:
+    """``error`` (about the temporary file ``tmp``) again, of the same type, about ``path``."""
+    if error.errno is not None and error.strerror:
+        return type(error)(error.errno, error.strerror, str(path))
+    return type(error)(str(error).replace(str(tmp), str(path)) if tmp else f"{error} (writing {path})")
 
 
 def _umask() -> int:

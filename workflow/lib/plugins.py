@@ -13,10 +13,19 @@ Where they come from:
       [project.entry-points."wam_bench.plugins"]
       my_methods = "my_package.methods"
 
+- the entry-point group ``wam_bench.metrics``: a module that registers metrics, or one metric function, which is
+  registered under the entry point's name (unless its module registered it under that name already)::
+
+      [project.entry-points."wam_bench.metrics"]
+      my_metric = "my_package.metrics:my_metric"
+
+A module must be importable: an installed package, or a folder on ``PYTHONPATH`` (Snakemake's jobs inherit it).
+
 A plug-in's baselines join the configuration's ``methods`` (``{kind: baseline, label: cls.label or its
 name}``) unless ``methods`` names them already (to set their label or options there): they are then explained,
 scored and shown in every table and figure like a built-in method, and in the speed suite (which times every
 registered baseline). Adding one reruns only its own ``explain`` / ``score`` jobs, the tables and the figures.
+A plug-in metric is scored when ``evaluation.metrics`` lists it (:attr:`workflow.lib.config.Config.evaluation_metrics`).
 
 Errors stop the run before any job: a module that does not exist or raises on import (``PluginError`` naming
 the module, and the entry point), and a baseline or metric name already taken by a built-in (the registry's
@@ -42,6 +51,7 @@ from pathlib import Path
 from types import ModuleType
 
 ENTRY_POINTS = "wam_bench.plugins"
+METRIC_ENTRY_POINTS = "wam_bench.metrics"
 
 
 class PluginError(ValueError):
@@ -49,10 +59,11 @@ class PluginError(ValueError):
 
 
 def load(config: dict | None = None) -> list[str]:
-    """Import the plug-ins of ``config["plugins"]`` and of the ``wam_bench.plugins`` entry points (each once per
-    process); returns their module names. Does nothing (imports no library) when there are none."""
+    """Import the plug-ins of ``config["plugins"]`` and of the ``wam_bench.plugins`` and ``wam_bench.metrics``
+    entry points (each once per process); returns their module names. Does nothing (imports no library) when there
+    are none."""
     specs = list((config or {}).get("plugins") or [])
-    points = list(entry_points(group=ENTRY_POINTS))
+    points = [(group, point) for group in (ENTRY_POINTS, METRIC_ENTRY_POINTS) for point in entry_points(group=group)]
     if not specs and not points:
         return []
     import metrics
@@ -60,10 +71,10 @@ def load(config: dict | None = None) -> list[str]:
     metrics.available()  # the built-in metrics first: a plug-in reusing one of their names is the one refused
     # (baselines.register imports a built-in baseline itself when a plug-in takes its name)
     names = [_import(spec, f"plugins: module {spec!r}") for spec in specs]
-    for point in points:
+    for group, point in points:
         dist = point.dist.name if point.dist is not None else "?"
-        where = f"entry point {point.name!r} = {point.value!r} ({ENTRY_POINTS}, package {dist})"
-        names.append(_load_entry_point(point, where))
+        where = f"entry point {point.name!r} = {point.value!r} ({group}, package {dist})"
+        names.append(_load_entry_point(point, where, metric=group == METRIC_ENTRY_POINTS))
     return names
 
 
@@ -117,9 +128,18 @@ def _import_file(path: Path, where: str) -> ModuleType:
     return module
 
 
-def _load_entry_point(point: EntryPoint, where: str) -> str:
+def _load_entry_point(point: EntryPoint, where: str, metric: bool = False) -> str:
+    """Load ``point``; a ``wam_bench.metrics`` point (``metric``) that names a function registers it as a metric
+    under the point's name."""
     try:
-        point.load()
+        loaded = point.load()
+        if metric and not isinstance(loaded, ModuleType):
+            from metrics import registry
+
+            if point.name not in registry.available() or registry.get(point.name) is not loaded:
+                if not callable(loaded):
+                    raise TypeError(f"{loaded!r} is neither a module nor a metric function")
+                registry.register(point.name)(loaded)
     except Exception as e:
         raise _failure(where, point.module, e) from e
     return point.module

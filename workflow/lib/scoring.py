@@ -21,8 +21,11 @@ Outputs (atomic, with ``.provenance.json`` sidecars):
   ...; per coefficient, ``scale_share_per_coefficient@level1`` ...);
   path methods: ``completeness_error``, ``|sum of attributions - (f(x) - f(x0))| / |f(x) - f(x0)|``; LRP:
   ``conservation_ratio``, ``sum of relevance / f_y(x)`` (1 when nothing is lost);
-  ``faithfulness_of_spectra`` and ``input_fidelity`` (:mod:`metrics.spectra`, top 50 %), one per input in the
-  method's Table 1 cell setting (the first entry of :func:`scoring_plan`), ``auc`` ``-``;
+  every metric of ``evaluation.metrics`` (:attr:`workflow.lib.config.Config.evaluation_metrics`; by default
+  ``faithfulness_of_spectra`` and ``input_fidelity``, :mod:`metrics.spectra`, top 50 %), each looked up in the
+  metric registry (plug-ins included) and run once in the method's Table 1 cell setting (the first entry of
+  :func:`scoring_plan`): a ``[B]`` result gives one row per input with ``auc`` ``-``, a :class:`metrics.Curve`
+  two (its ``paper`` and ``trapezoid`` areas);
 - curves CSV: ``dataset, model, method, metric, domain, protocol, ranking, sample_id, fraction, value``.
 
 The model sees what it was trained on: images are perturbed unnormalised in [0, 1] and normalised after by the
@@ -139,15 +142,35 @@ def data_spaces(config: Config, dataset: str, model: torch.nn.Module, x: torch.T
     return {"pixel": (model, x, None), "wavelet": (model, x, None)}
 
 
-SPECTRA_METRICS = ("faithfulness_of_spectra", "input_fidelity")
-
-
-def spectra_scores(net, inputs: torch.Tensor, y: torch.Tensor, attribution, domain: str, preprocess,
-                   options: dict, batch_size: int) -> dict[str, torch.Tensor]:
-    """Faithfulness of Spectra and Input Fidelity ``[n]`` each (:mod:`metrics.spectra`, top 50 %) on the inputs,
-    attribution and protocol options of one scoring setting (``score`` uses the Table 1 cell's)."""
-    return {name: metrics.get(name)(net, inputs, y, attribution, domain=domain, preprocess=preprocess,
-                                    batch_size=batch_size, **options) for name in SPECTRA_METRICS}
+def extra_scores(names: tuple[str, ...], net, inputs: torch.Tensor, y: torch.Tensor, attribution, domain: str,
+                 preprocess, options: dict, batch_size: int) -> dict[str, torch.Tensor | metrics.Curve]:
+    """The registered metrics ``names`` (``evaluation.metrics``) on the inputs ``[n, ...]``, targets ``[n]``,
+    attribution and protocol options of one scoring setting (``score`` uses the Table 1 cell's): ``[n]`` each, or a
+    :class:`metrics.Curve`. Each is called as ``metric(net, inputs, y, attribution, domain=..., preprocess=...,
+    batch_size=..., **options)`` (``options``: the protocol's ``baseline``, ``postprocess`` ..., and the wavelet's
+    ``wavelet``, ``levels``, ``mode`` in the wavelet domain), so a metric takes ``**kwargs``; ``ValueError`` naming
+    ``evaluation.metrics`` for an unknown name, a call the metric refuses, or a result of another shape."""
+    results = {}
+    for name in names:
+        try:
+            metric = metrics.get(name)
+        except ValueError as e:
+            raise ValueError(f"evaluation.metrics: {str(e).removeprefix('name: ')} (or a plug-in: `plugins:`)") from e
+        try:
+            value = metric(net, inputs, y, attribution, domain=domain, preprocess=preprocess, batch_size=batch_size,
+                           **options)
+        except TypeError as e:
+            raise ValueError(f"evaluation.metrics: {name!r} cannot be called as metric(model, x, y, attribution, "
+                             f"domain=, preprocess=, batch_size=, {', '.join(f'{k}=' for k in options)}) ({e}); "
+                             "a metric of the score stage takes **kwargs") from e
+        scores = value.probs if isinstance(value, metrics.Curve) else value
+        if not isinstance(scores, torch.Tensor) or scores.shape[0] != len(y) or (
+                not isinstance(value, metrics.Curve) and scores.dim() != 1):
+            shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(value).__name__
+            raise ValueError(f"evaluation.metrics: {name!r} returned {shape}; expected one value per input "
+                             f"[{len(y)}] or a metrics.Curve")
+        results[name] = value
+    return results
 
 
 @dataclass
@@ -222,16 +245,22 @@ class ShardScorer:
                                         sample_id, f, p) for f, p in zip(fractions, probs, strict=True))
 
     def score_plan(self, plan: list[tuple[str, str, str]]) -> dict:
-        """Every setting of the plan: areas and curves; Faithfulness of Spectra and Input Fidelity in Table 1's cell
-        (the first). Returns the cell's curves."""
+        """Every setting of the plan: areas and curves; the metrics of ``evaluation.metrics`` in Table 1's cell (the
+        first). Returns the cell's curves."""
         for protocol, domain, ranking in plan:
             s = self.setting(protocol, domain, ranking)
             curves = self.curves(s, domain, self.evaluation["steps"])
             if (protocol, domain, ranking) == plan[0]:
                 cell = curves
-                for metric, values in spectra_scores(s.net, s.inputs, self.y, s.attribution, domain, s.preprocess,
-                                                     s.options, self.evaluation["batch_size"]).items():
-                    self.add(metric, domain, "-", protocol, ranking, curves["insertion"].degenerate, values)
+                degenerate = curves["insertion"].degenerate
+                for metric, value in extra_scores(self.config.evaluation_metrics, s.net, s.inputs, self.y,
+                                                  s.attribution, domain, s.preprocess, s.options,
+                                                  self.evaluation["batch_size"]).items():
+                    if isinstance(value, metrics.Curve):
+                        for auc in ("paper", "trapezoid"):
+                            self.add(metric, domain, auc, protocol, ranking, degenerate, value.auc(auc))
+                    else:
+                        self.add(metric, domain, "-", protocol, ranking, degenerate, value)
             self.add_areas(curves, domain, protocol, ranking)
             self.add_curves(curves, domain, protocol, ranking)
         return cell

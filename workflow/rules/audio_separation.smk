@@ -8,6 +8,7 @@ if "audio_separation" in config:
     SEPARATION_MODEL = CONFIG.experiment_model("audio_separation")
     SEPARATION_DIR = RESULTS / "audio_separation"
     SEPARATION_WAM = list(SEPARATION.get("methods", ["wam_sg", "wam_ig"]))
+    SEPARATION_MEL_MASK = SEPARATION.get("mel_mask", "smoothgrad")
     _evaluated = CONFIG.datasets[SEPARATION_DATASET].n_inputs
     SEPARATION_EXAMPLES = min(SEPARATION.get("n_examples", 3), _evaluated or SEPARATION.get("n_examples", 3))
 
@@ -31,7 +32,8 @@ if "audio_separation" in config:
         params:
             separation=section("audio_separation"),
             dataset=section("datasets", SEPARATION_DATASET),
-            methods=section("methods"),
+            methods=json.dumps({m: config["methods"].get(m) for m in [*SEPARATION_WAM, SEPARATION_MEL_MASK]},
+                               sort_keys=True),  # only the methods it runs: a plug-in added elsewhere reruns nothing
             wavelet=section("wavelet", "audio"),
             shards=config["shards"],
             seed=config["seed"],

@@ -62,6 +62,12 @@ def section(name, key=None):
     return json.dumps(value, sort_keys=True)
 
 
+def shown_methods():
+    """A JSON string of every method's name, kind and label in the configuration's order: what the tables and figures
+    show of the methods (their options change the scores, which rerun them through their inputs)."""
+    return json.dumps([[m, spec["kind"], spec.get("label", m)] for m, spec in config["methods"].items()])
+
+
 def dataset_models():
     """Every (dataset, model) pair of the configuration."""
     return CONFIG.dataset_models()

@@ -34,7 +34,7 @@ rule tables:
         appendix_baselines_tex=RESULTS / "tables" / "appendix_baselines.tex",
     params:
         evaluation=lambda w: section("evaluation"),
-        methods=lambda w: section("methods"),
+        methods=lambda w: shown_methods(),
     log:
         log("tables"),
     benchmark:
@@ -60,6 +60,8 @@ rule figures:
                       caption="../report/curves.rst", category="Figures", subcategory="{dataset}"),
         scales=report(RESULTS / "figures" / "scales_{dataset}_{model}.png",
                       caption="../report/scales.rst", category="Figures", subcategory="{dataset}"),
+    params:
+        methods=lambda w: shown_methods(),
     log:
         log("figures", "dataset", "model"),
     benchmark:

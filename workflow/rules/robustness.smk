@@ -90,7 +90,7 @@ if "robustness" in config:
                           category="Robustness"),
         params:
             robustness=lambda w: section("robustness"),
-            evaluation=lambda w: section("evaluation"),
+            bootstrap=lambda w: section("evaluation", "bootstrap"),
         log:
             log("robustness_table"),
         benchmark:

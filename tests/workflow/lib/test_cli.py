@@ -230,6 +230,40 @@ def test_errors_name_the_argument_in_one_line(case, files, tmp_path, capsys):
     assert not (tmp_path / "f.png").exists()
 
 
+def test_unknown_wavelet_lists_only_discrete_families(files, tmp_path, capsys):
+    """``--wavelet`` takes a discrete wavelet only: the message lists those families, not the continuous ones."""
+    with pytest.raises(SystemExit):
+        cli.main(["explain", str(files["photo"]), "--wavelet", "foo", "--out", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    families = err.split("discrete families: ", 1)[1].rstrip(")\n").split(", ")
+    assert families == transform.discrete_families()
+    assert {"haar", "db", "sym", "coif", "bior", "rbio", "dmey"} == set(families)  # no gaus, mexh, morl, cmor ...
+
+
+@pytest.mark.parametrize("argument", ["--out", "--save"])
+def test_a_missing_output_folder_is_an_error_naming_it_and_nothing_is_created(files, tmp_path, capsys, argument):
+    missing = tmp_path / "nonexistent" / "dir"
+    paths = {"--out": tmp_path / "f.png", "--save": tmp_path / "maps.pt", argument: missing / "x.png"}
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["explain", str(files["photo"]), "--model", str(files["scripted"]),
+                  "--out", str(paths["--out"]), "--save", str(paths["--save"])])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"wam explain: error: {argument}: cannot write {missing / 'x.png'}: the folder {missing} "
+                          "does not exist")
+    assert list(tmp_path.iterdir()) == []  # no folder made, no figure written
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_write_error_names_the_users_path_not_a_temporary_one(files, capsys):
+    """/proc exists but takes no new file, even for root: the message names the path asked for."""
+    with pytest.raises(SystemExit):
+        cli.main(["explain", str(files["photo"]), "--model", str(files["scripted"]), "--out", "/proc/x.png"])
+    err = capsys.readouterr().err
+    assert err.startswith("wam explain: error: --out: cannot write /proc/x.png (") and err.count("\n") == 1
+    assert err.endswith(": '/proc/x.png')\n") and ".tmp" not in err, err
+
+
 def test_timm_model_offline_without_cache_suggests_the_offline_model(files, tmp_path, capsys):
     if not _offline_without("resnet10t"):
         pytest.skip("resnet10t weights are in the local Hugging Face cache")

@@ -7,7 +7,7 @@ rounding-level differences: a start perturbed by ``1e-6`` (another ``seed``) giv
 dozen steps. So the tests check
 
 - the optimiser: with the model called one row at a time (:class:`RowByRow`: its rounding cannot depend on the
-  batch size), batch sizes 1 and 4 give the same final logits (1e-3 relative) and masks (1e-4), the issue's
+  batch size), batch sizes 1 and 4 give the same final logits (1e-3 relative) and masks (1e-4), the
   targets; on the plain model too wherever its kernels give a row the same input gradient at batch 1 and 4;
 - no coupling inside a chunk: the rows of the plain model's batch of 4 in another order give bitwise the same
   result;
@@ -70,7 +70,7 @@ def _run(model, x, y, batch_size, alphas=ALPHAS, seed=42):
     return optimize_mask(model, x, y, 2, alphas, steps=STEPS, lr=LR, batch_size=batch_size, seed=seed)
 
 
-def _assert_issue_targets(a, b):
+def _assert_within_targets(a, b):
     torch.testing.assert_close(a.logits, b.logits, rtol=1e-3, atol=0)
     torch.testing.assert_close(a.mask, b.mask, rtol=0, atol=1e-4)
     torch.testing.assert_close(a.sparsity, b.sparsity, rtol=0, atol=1e-4)
@@ -95,7 +95,7 @@ def batch4(lite0, chelsea):
 def test_batch_size_1_and_4_agree_when_the_model_rounds_every_row_alike(lite0, chelsea):
     x, y = chelsea
     alone = RowByRow(lite0)
-    _assert_issue_targets(_run(alone, x, y, batch_size=1), _run(alone, x, y, batch_size=4))
+    _assert_within_targets(_run(alone, x, y, batch_size=1), _run(alone, x, y, batch_size=4))
 
 
 def test_batch_size_1_and_4_agree_on_the_plain_model_where_its_kernels_allow(lite0, chelsea, batch4):
@@ -103,7 +103,7 @@ def test_batch_size_1_and_4_agree_on_the_plain_model_where_its_kernels_allow(lit
     if not _same_kernels_at_batch_1_and_4(lite0, x, y):
         pytest.skip("this machine's kernels round a row differently alone and in a batch of 4 (e.g. oneDNN "
                     "with several threads): the RowByRow test checks the optimiser instead")
-    _assert_issue_targets(_run(lite0, x, y, batch_size=1), batch4)
+    _assert_within_targets(_run(lite0, x, y, batch_size=1), batch4)
 
 
 def test_rows_in_another_order_give_bitwise_the_same_result(lite0, chelsea, batch4):

@@ -1,10 +1,9 @@
-"""Plug-ins (workflow/lib/plugins.py): config modules and files, the ``wam_bench.plugins`` entry points, errors
-naming the module, name clashes naming both, the README's "Add a baseline" example, and the DAG: adding a plug-in
-method plans only its own explain / score jobs, the tables and the figures."""
+"""Plug-ins (workflow/lib/plugins.py): config modules and files, the ``wam_bench.plugins`` and ``wam_bench.metrics``
+entry points, errors naming the module, name clashes naming both, the README's "Add a baseline" and "Add a metric"
+examples. The DAG (what adding a plug-in reruns) is tests/workflow/stages/test_plugin_dag.py."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import textwrap
@@ -19,28 +18,12 @@ import metrics
 from baselines import registry as baseline_registry
 from metrics import registry as metric_registry
 from tests.models import linear_model
-from tests.workflow.helpers import ROOT, write_config
-from tests.workflow.helpers import snakemake as run_snakemake
+from tests.workflow.helpers import GRADIENT_X_INPUT, ROOT
 from workflow.lib import plugins
+from workflow.lib.config import Config
 from workflow.lib.plugins import PluginError
 
 README = ROOT / "README.md"
-
-GRADIENT_X_INPUT = '''\
-"""Gradient x Input as a plug-in (tests/workflow/lib/test_plugins.py)."""
-from captum.attr import InputXGradient
-
-from baselines import Baseline, register
-
-
-@register("{name}")
-class GradientXInput(Baseline):
-    label = "Gradient x Input"
-
-    def attribute(self, x, y):
-        method = InputXGradient(self.model)
-        return self.per_chunk(lambda xs, ys: method.attribute(self.leaf(xs), target=ys), x, y)
-'''
 
 
 @pytest.fixture
@@ -65,6 +48,14 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text))
     return path
+
+
+def installed(site: Path, package: str, group: str, entries: str) -> None:
+    """An installed distribution ``package`` in the folder ``site`` (its ``dist-info``) with the entry points
+    ``entries`` (``name = value`` lines) in ``group``."""
+    info = site / f"{package.replace('-', '_')}-0.1.dist-info"
+    write(info / "METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    write(info / "entry_points.txt", f"[{group}]\n{entries}\n")
 
 
 def test_a_plugin_file_registers_its_method_which_joins_the_config(isolated, tmp_path):
@@ -97,22 +88,54 @@ def test_a_plugin_module_on_the_python_path_and_a_metric(isolated, tmp_path, mon
 def test_an_installed_package_is_found_through_its_entry_point(isolated, tmp_path, monkeypatch):
     site = tmp_path / "site"
     write(site / "wb_ep_methods.py", GRADIENT_X_INPUT.format(name="wb_ep_gxi"))
-    write(site / "wb_ep_pkg-0.1.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: wb-ep-pkg\nVersion: 0.1\n")
-    write(site / "wb_ep_pkg-0.1.dist-info" / "entry_points.txt", "[wam_bench.plugins]\nmethods = wb_ep_methods\n")
+    installed(site, "wb-ep-pkg", "wam_bench.plugins", "methods = wb_ep_methods")
     monkeypatch.syspath_prepend(str(site))
     config = {"methods": {}}  # no `plugins` key: found without config
     assert plugins.configure(config) == ["wb_ep_gxi"]
     assert config["methods"]["wb_ep_gxi"]["label"] == "Gradient x Input"
 
 
-def test_a_broken_entry_point_names_itself_and_its_package(isolated, tmp_path, monkeypatch):
+def test_a_metric_entry_point_registers_a_function_under_its_name_or_loads_a_module(isolated, tmp_path,
+                                                                                     monkeypatch):
     site = tmp_path / "site"
-    write(site / "wb_ep_broken.py", "raise RuntimeError('half-installed')\n")
-    write(site / "wb_broken-0.1.dist-info" / "METADATA", "Metadata-Version: 2.1\nName: wb-broken\nVersion: 0.1\n")
-    write(site / "wb_broken-0.1.dist-info" / "entry_points.txt", "[wam_bench.plugins]\nbroken = wb_ep_broken\n")
+    write(site / "wb_ep_metrics.py", """\
+        import metrics
+
+
+        def top_share(model, x, y, attribution, **kwargs):
+            return attribution.flatten(1).amax(1) / attribution.flatten(1).sum(1)
+
+
+        @metrics.register("wb_ep_sum")
+        def total(model, x, y, attribution, **kwargs):
+            return attribution.flatten(1).sum(1)
+        """)
+    installed(site, "wb-ep-m", "wam_bench.metrics",
+              "wb_ep_top_share = wb_ep_metrics:top_share\nwb_ep_sum = wb_ep_metrics:total")
     monkeypatch.syspath_prepend(str(site))
-    with pytest.raises(PluginError, match=r"entry point 'broken' = 'wb_ep_broken' \(wam_bench.plugins, package "
-                                          r"wb-broken\) raised RuntimeError.*: half-installed"):
+    assert plugins.load({}) == ["wb_ep_metrics", "wb_ep_metrics"]  # no `plugins` key: found without config
+    attribution = torch.tensor([[1.0, 3.0], [2.0, 2.0]])
+    assert metrics.get("wb_ep_top_share")(None, None, None, attribution).tolist() == [0.75, 0.5]
+    assert metrics.get("wb_ep_sum") is sys.modules["wb_ep_metrics"].total  # registered by its module, once
+    assert plugins.load({}) == ["wb_ep_metrics", "wb_ep_metrics"]  # again (another stage): a no-op
+
+
+@pytest.mark.parametrize("group,source,entry,match", [
+    ("wam_bench.plugins", "raise RuntimeError('half-installed')\n", "broken = wb_ep_broken",
+     r"entry point 'broken' = 'wb_ep_broken' \(wam_bench.plugins, package wb-broken\) raised RuntimeError.*: "
+     r"half-installed"),
+    ("wam_bench.metrics", "def deletion(model, x, y, attribution, **kwargs):\n    return x\n",
+     "deletion = wb_ep_broken:deletion",
+     r"entry point 'deletion' = 'wb_ep_broken:deletion' \(wam_bench.metrics, package wb-broken\) raised "
+     r"ValueError.*clashes with the built-in metrics\.curves\.deletion"),
+])
+def test_a_broken_entry_point_names_itself_and_its_package(isolated, tmp_path, monkeypatch, group, source, entry,
+                                                           match):
+    site = tmp_path / "site"
+    write(site / "wb_ep_broken.py", source)
+    installed(site, "wb-broken", group, entry)
+    monkeypatch.syspath_prepend(str(site))
+    with pytest.raises(PluginError, match=match):
         plugins.load({})
 
 
@@ -151,11 +174,11 @@ def test_a_name_taken_by_a_builtin_is_refused_naming_both(isolated, tmp_path):
         plugins.load({"plugins": [str(path)]})
 
 
-def readme_example() -> tuple[str, str]:
-    """The "Add a baseline" section's Python file and its config line."""
-    section = README.read_text().split("## Add a baseline", 1)[1].split("\n## ", 1)[0]
-    (source,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    (config,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
+def readme_example(section: str = "Add a baseline") -> tuple[str, str]:
+    """The Python file of a README section ("Add a baseline", "Add a metric") and its configuration lines."""
+    text = README.read_text().split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    (source,) = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    (config,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
     return source, config
 
 
@@ -175,81 +198,22 @@ def test_readme_add_a_baseline_example_runs_as_a_plugin(isolated, tmp_path, imag
     torch.testing.assert_close(baselines.get(name, model)(x, y), expected)
 
 
-# --- the DAG ----------------------------------------------------------------------------------------------------
-
-STUB = '''\
-"""Stand-in for a stage script (tests/workflow/lib/test_plugins.py): touches the outputs the dry run listed for
-this very command, so that Snakemake runs the real DAG, and records its metadata, in seconds."""
-import json
-import sys
-from pathlib import Path
-
-key = " ".join([__spec__.name.removeprefix("workflow.scripts."), *sys.argv[1:]])
-for output in json.loads(Path("stub_jobs.json").read_text())[key]:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).touch()
-'''
-
-
-def snakemake(workdir: Path, config: Path, *args: str, ok: bool = True) -> str:
-    """The ``evaluation`` target (``helpers.snakemake``)."""
-    return run_snakemake(workdir, config, "evaluation", *args, ok=ok, timeout=300)
-
-
-def planned(log: str) -> list[dict]:
-    """The jobs of a dry run (``-n -p``): rule, wildcards, outputs and the stage command's arguments."""
-    jobs: list[dict] = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        if rule is None:
-            continue
-        outputs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
-        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
-        command = re.search(r"-m workflow\.scripts\.([\w.]+ .*?)(?: 2>| >| \|)", block)
-        jobs.append({"rule": rule.group(1),
-                     "wildcards": dict(w.split("=", 1) for w in wildcards.group(1).split(", ")) if wildcards else {},
-                     "outputs": outputs.group(1).split(", ") if outputs else [],
-                     "command": command.group(1) if command else None})
-    return jobs
-
-
-@pytest.fixture(scope="module")
-def ci_done(tmp_path_factory):
-    """The ci configuration run through Snakemake in a temporary folder with stand-in stage scripts."""
-    workdir = tmp_path_factory.mktemp("dag")
-    config, config_file = write_config(workdir)
-    jobs = planned(snakemake(workdir, config_file, "-n", "-p"))
-    (workdir / "stub_jobs.json").write_text(json.dumps({j["command"]: j["outputs"] for j in jobs if j["command"]}))
-    for stage in {j["command"].split()[0] for j in jobs if j["command"]}:  # `python -m workflow.scripts.X` run
-        *packages, module = stage.split(".")                                   # there finds these first
-        write(workdir / "workflow" / "scripts" / Path(*packages, f"{module}.py"), STUB)
-        for depth in range(len(packages) + 1):
-            write(workdir / "workflow" / "scripts" / Path(*packages[:depth], "__init__.py"), "")
-    write(workdir / "workflow" / "__init__.py", "")
-    snakemake(workdir, config_file)
-    assert "Nothing to be done" in snakemake(workdir, config_file, "-n")
-    return workdir, config, config_file
-
-
-def test_adding_a_plugin_method_reruns_only_its_jobs_the_tables_and_figures(ci_done):
-    workdir, config, config_file = ci_done
-    write(workdir / "gxi.py", GRADIENT_X_INPUT.format(name="gradient_x_input"))
-    config_file.write_text(yaml.safe_dump({**config, "plugins": ["gxi.py"]}))
-    log = snakemake(workdir, config_file, "-n")
-    print(log[log.index("Job stats"):])  # the listing (pytest -s shows it)
-    jobs = planned(log)
-    pairs = [(d, m) for d, spec in config["datasets"].items() for m in spec["models"]]
-    assert sorted(j["rule"] for j in jobs) == sorted(["explain", "score", "figures"] * len(pairs)
-                                                     + ["tables", "evaluation"])
-    for job in jobs:
-        if job["rule"] in ("explain", "score"):
-            assert job["wildcards"]["method"] == "gradient_x_input"
-    assert "gradient_x_input" in (workdir / "results" / "ci" / "config.json").read_text()
-
-
-def test_a_missing_plugin_module_stops_the_run_naming_it(ci_done, tmp_path):
-    workdir, config, _ = ci_done
-    broken = tmp_path / "broken.yaml"
-    broken.write_text(yaml.safe_dump({**config, "plugins": ["wb_no_such_plugin"]}))
-    log = snakemake(workdir, broken, "-n", ok=False)
-    assert "plugins: module 'wb_no_such_plugin' not found" in log
+def test_readme_add_a_metric_example_runs_as_a_plugin(isolated, tmp_path, image_model, image_batch):
+    """The README's file, saved outside the repository, and its configuration: the metric is registered by a
+    plug-in, listed in evaluation.metrics after the default's two, gives one value per input (in both domains),
+    equals the built-in AOPC with ``share=1`` and is 0 on a model that ignores its input (a known answer)."""
+    source, lines = readme_example("Add a metric")
+    entries = yaml.safe_load(lines)
+    path = write(tmp_path / Path(entries["plugins"][0]).name, source)
+    assert plugins.load({"plugins": [str(path)]}) == [path.stem]
+    name = entries["evaluation"]["metrics"][-1]
+    assert entries["evaluation"]["metrics"][:-1] == list(Config.from_dict({}).evaluation_metrics)
+    assert not metric_registry.METRICS.is_builtin(name)
+    metric, (x, y) = metrics.get(name), image_batch
+    attribution = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert metric(image_model, x, y, attribution, domain="wavelet").shape == (3,)
+    torch.testing.assert_close(metric(image_model, x, y, attribution, steps=8, share=1.0),
+                               metrics.get("aopc")(image_model, x, y, attribution, steps=8))
+    blind = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 4))
+    torch.nn.init.zeros_(blind[1].weight)
+    assert metric(blind, x, y, attribution).abs().max() == 0

@@ -200,13 +200,15 @@ def test_seed_spread_reports_each_cell_over_the_training_seeds(ci_run):
 
 
 def test_a_replicate_with_the_main_seed_reproduces_the_main_scores(ci_run, tmp_path):
-    """The seed replicate (train, explain, score in one process) is the DAG's own pipeline: with training.seed
+    """The seed replicate (train, then explain and score each method) is the DAG's own pipeline: with training.seed
     it gives the main run's scores exactly."""
     workdir, _, _, _, _ = ci_run
     results = workdir / "results" / "ci"
-    path = seeds.replicate(Config.load(results / "config.json"), "volumes", "resnet3d", 42, tmp_path)
+    config = Config.load(results / "config.json")
+    seeds.train(config, "volumes", "resnet3d", 42, tmp_path)
+    paths = [seeds.replicate(config, "volumes", "resnet3d", method, 42, tmp_path) for method in config.methods]
     keys = ["method", "metric", "domain", "auc", "protocol", "ranking", "sample_id"]
-    mine = pd.read_csv(path).sort_values(keys).reset_index(drop=True)
+    mine = pd.concat([pd.read_csv(p) for p in paths]).sort_values(keys).reset_index(drop=True)
     main = pd.read_csv(results / "scores" / "scores.csv")
     main = main[main["model"] == "resnet3d"].sort_values(keys).reset_index(drop=True)
     assert len(mine) == len(main) > 0

@@ -203,7 +203,7 @@ def test_each_planted_defect_is_named_with_its_key_file_and_fix(tmp_path, defect
 
 
 def test_seven_defects_at_once_are_all_reported_in_one_run(tmp_path):
-    """The copy the issue planted: a zero-byte JPEG, a loose JPEG, a 22,050 Hz clip, a mislabelled CSV row,
+    """A copy with seven defects planted: a zero-byte JPEG, a loose JPEG, a 22,050 Hz clip, a mislabelled CSV row,
     ``n_sample``, an unknown method name and ``shards: 9`` for 8 inputs; preflight names all seven, one line each."""
     config = _full_config(tmp_path)
     seven = ["zero_byte_jpeg", "loose_jpeg", "clip_22050", "mislabelled_row", "unknown_option", "unknown_method",

@@ -16,7 +16,7 @@ when there is any. Checked:
 - offline sets: Debian's ``sound-theme-freedesktop`` for the audio stand-in;
 - ``n_inputs`` against the inputs available in each test split, and ``shards`` against ``n_inputs``;
 - every method: its name against the registry (plug-ins included), each option (and ``per_modality`` option)
-  against the method's signature;
+  against the method's signature; every metric of ``evaluation.metrics`` against the metric registry;
 - models: a known name; pretrained timm weights in the Hugging Face cache, or downloadable (``HF_HUB_OFFLINE``
   respected); the offline EfficientNet-Lite0 weights package;
 - free disk space under ``resources/`` for what will be downloaded;
@@ -197,6 +197,19 @@ def method_problems(config: Config) -> list[str]:
     return problems
 
 
+def metric_problems(config: Config) -> list[str]:
+    """Every name of ``evaluation.metrics`` against the metric registry (plug-ins loaded)."""
+    import metrics
+
+    problems = []
+    for name in config.evaluation_metrics:
+        try:
+            metrics.get(name)
+        except ValueError as e:
+            problems.append(f"evaluation.metrics: {str(e).removeprefix('name: ')} (or a plug-in: `plugins:`)")
+    return problems
+
+
 def check_model(key: str, name: str) -> list[str]:
     """Problems of model ``name`` of data set ``key`` (an unknown name, unavailable pretrained weights)."""
     where = f"datasets.{key}.models ({name})"
@@ -311,7 +324,7 @@ def run(config: Config, experiment_checks: Sequence[Callable[[], object]] = ()) 
         report += notes
     problems += shard_problems(config.shards, evaluated)
     plugins.load(config.raw)  # the plug-ins' methods are checked like the built-in ones
-    problems += method_problems(config)
+    problems += method_problems(config) + metric_problems(config)
     for check in experiment_checks:
         try:
             check()

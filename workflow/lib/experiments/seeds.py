@@ -7,11 +7,13 @@ in its 5th epoch's training loss (1.134 against 1.129). So every Table 1 cell of
 standard deviation over training seeds: a difference between two methods smaller than it is training noise.
 Pretrained models (not trained by the workflow) have no such spread and are left out.
 
-- ``replicate``: train one model with one seed, then explain and score the evaluated inputs with every method
-  of the configuration: the workflow's own ``train``, ``explain.run`` and ``evaluate.run``, in one process.
-  Output: ``seeds/{seed}/scores/{dataset}/{model}.csv`` (the scores' columns plus ``seed``), with the model,
-  attributions and curves beside it. With the configuration's own ``training.seed`` it reproduces the main
-  run's scores exactly (tested).
+- ``train``: train one model with one seed (the workflow's own training): ``seeds/{seed}/models/{dataset}/{model}``.
+- ``replicate``: explain and score the evaluated inputs with one method on that model (the workflow's own
+  ``explain_shard`` and ``score_shard``, every shard in one process): ``seeds/{seed}/scores/{dataset}/{model}/
+  {method}.csv`` (the scores' columns plus ``seed``), with the attributions and curves beside it. One job per
+  method, so a method added to the configuration (a plug-in) adds its own jobs and reruns no other. With the
+  configuration's own ``training.seed``, training and every method reproduce the main run's scores exactly
+  (tested).
 - ``table``: Table 1's cells of every trained (data set, model) for each seed (the main run's scores for
   ``training.seed``, replicates for the others): ``tables/seed_spread.{csv,md}`` with the mean over seeds, the
   seed-to-seed standard deviation (``ddof=1``) and each seed's value.
@@ -48,17 +50,32 @@ def trained_models(config: Config) -> list[tuple[str, str]]:
     return [(d, m) for d, m in config.dataset_models() if not config.model(d, m).pretrained]
 
 
-def replicate(config: Config, dataset: str, model: str, seed: int, out: Path) -> Path:
-    """Train ``model`` on ``dataset`` with training seed ``seed`` under ``out/models``, explain and score it with
-    every method; returns ``out/scores/{dataset}/{model}.csv`` (the scores with a ``seed`` column)."""
+def model_file(out: Path, dataset: str, model: str) -> Path:
+    """Where :func:`train` writes the model of one seed: ``out/models/{dataset}/{model}/model.pt``."""
+    return Path(out) / "models" / dataset / model / "model.pt"
+
+
+def train(config: Config, dataset: str, model: str, seed: int, out: Path) -> Path:
+    """Train ``model`` on ``dataset`` with training seed ``seed``; returns :func:`model_file` (``metrics.json``
+    beside it). ``out``: ``results/NAME/seeds/{seed}``."""
     spec = config.model(dataset, model, seed=seed)
     if spec.pretrained:
         raise ValueError(f"--model: {model} is pretrained; a training seed does not change it")
-    model_path = out / "models" / dataset / model / "model.pt"
-    training.fit(config.datasets[dataset], spec, config.resources, model_path.parent)
+    path = model_file(out, dataset, model)
+    training.fit(config.datasets[dataset], spec, config.resources, path.parent)
+    return path
+
+
+def replicate(config: Config, dataset: str, model: str, method: str, seed: int, out: Path) -> Path:
+    """Explain and score every shard of ``dataset`` with ``method`` on the model :func:`train` wrote under
+    ``out``; returns ``out/scores/{dataset}/{model}/{method}.csv`` (the scores with a ``seed`` column)."""
+    model_path = model_file(out, dataset, model)
+    if not model_path.is_file():
+        raise ValueError(f"--out: no model {model_path}; train it first (`seeds train`)")
+    if method not in config.methods:
+        raise ValueError(f"--method: {method!r} is not a method of the configuration ({', '.join(config.methods)})")
     parts = []
-    jobs = [(method, shard) for method in config.methods for shard in range(config.shards)]
-    for method, shard in tqdm(jobs, desc=f"seed {seed}: {dataset}/{model}", unit="method"):
+    for shard in tqdm(range(config.shards), desc=f"seed {seed}: {dataset}/{model}/{method}", unit="shard"):
         where = Path(dataset) / model / method
         attributions = out / "attributions" / where / f"{shard}.pt"
         scores = out / "scores" / where / f"{shard}.csv"
@@ -66,7 +83,7 @@ def replicate(config: Config, dataset: str, model: str, seed: int, out: Path) ->
         scoring.score_shard(config, dataset, model_path, method, attributions, scores,
                             out / "curves" / where / f"{shard}.csv")
         parts.append(pd.read_csv(scores, keep_default_na=False))
-    result = out / "scores" / dataset / f"{model}.csv"
+    result = out / "scores" / dataset / model / f"{method}.csv"
     files.write_csv(pd.concat(parts, ignore_index=True).assign(seed=seed), result)
     return result
 

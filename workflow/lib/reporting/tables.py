@@ -12,9 +12,10 @@ Markdown with its caption below the table; Table 1 also LaTeX) under ``results/N
 - ``table1_<dataset>_<model>``: the same cells for every model of every data set.
 - ``table1_{pixel,wavelet}_{paper,trapezoid}``: every method in the same domain and AUC, every model, the
   wavelet domain ranked through ``evaluation.ranking`` for every method.
-- ``appendix_metrics`` (also LaTeX): Faithfulness of Spectra, Input Fidelity and mu-fidelity per method and
-  (data set, model); ``appendix_baselines`` (also LaTeX): Insertion, Deletion and Faithfulness of every method,
-  both domains and both AUC conventions.
+- ``appendix_metrics`` (also LaTeX): the metrics of ``evaluation.metrics`` (by default Faithfulness of Spectra
+  and Input Fidelity; plug-in metrics too) and mu-fidelity per method and (data set, model);
+  ``appendix_baselines`` (also LaTeX): Insertion, Deletion and Faithfulness of every method, both domains and both
+  AUC conventions.
 - ``mu_fidelity``, ``completeness`` (path methods: relative gap between the attributions' sum and
   ``f(x) - f(x0)``), ``localisation`` (offline sets; WAM also per scale), ``scales`` (WAM's share per level).
 
@@ -164,14 +165,16 @@ def latex_escape(text: str) -> str:
     return text.replace("_", "\\_")
 
 
-def latex_rows(frame: pd.DataFrame, keys: list[str], columns: list[tuple], higher: Callable[[str], bool]
+def latex_rows(frame: pd.DataFrame, keys: list[str], columns: list[tuple], higher: Callable[[str], bool | None]
                ) -> list[str]:
     """One booktabs row per label of ``frame`` (in its order): the mean of each column, a column being a tuple of
     values of ``keys`` (the last key the metric); in each column the best mean bold and the second underlined
-    (``higher(metric)``: whether higher is better)."""
+    (``higher(metric)``: whether higher is better; ``None``: unknown, nothing marked)."""
     selected = {col: frame[(frame[keys] == list(col)).all(axis=1)] for col in columns}
     marks: dict[tuple[str, tuple], str] = {}
     for col, part in selected.items():
+        if higher(col[-1]) is None:
+            continue
         ranked = part.sort_values("mean", ascending=not higher(col[-1]), kind="stable")["label"].tolist()
         for rank, lab in enumerate(ranked[:2]):
             marks[(lab, col)] = ("\\textbf{%s}", "\\underline{%s}")[rank]
@@ -203,13 +206,19 @@ def table1_latex(t1: pd.DataFrame) -> str:
 APPENDIX_METRICS = {"faithfulness_of_spectra": "FF", "input_fidelity": "Fid-in", "mu_fidelity": "$\\mu$-Fidelity"}
 
 
+def appendix_metric_names(config: Config) -> list[str]:
+    """The metrics of the appendix table: those of ``evaluation.metrics`` (plug-ins included), then mu-fidelity."""
+    return [*config.evaluation_metrics, "mu_fidelity"]
+
+
 def appendix_metrics(scores: pd.DataFrame, config: Config, resamples: int, seed: int) -> pd.DataFrame:
-    """The appendix metrics of every method and (data set, model): Faithfulness of Spectra and Input Fidelity
-    (scored in the method's Table 1 setting) and mu-fidelity, mean with bootstrap CI; methods in config order.
-    Only the rows of ``evaluation.protocol`` (the protocol-sensitivity rows, ``<protocol>_unequal``, are not
-    pooled with them)."""
+    """The appendix metrics (:func:`appendix_metric_names`) of every method and (data set, model): those of
+    ``evaluation.metrics`` (scored in the method's Table 1 setting; a curve metric by its paper AUC) and
+    mu-fidelity, mean with bootstrap CI; methods in config order. Only the rows of ``evaluation.protocol`` (the
+    protocol-sensitivity rows, ``<protocol>_unequal``, are not pooled with them)."""
     protocol = config.section("evaluation")["protocol"]
-    part = scores[scores["metric"].isin(list(APPENDIX_METRICS)) & (scores["protocol"] == protocol)]
+    part = scores[scores["metric"].isin(appendix_metric_names(config)) & scores["auc"].isin(["-", "paper"])
+                  & (scores["protocol"] == protocol)]
     summary = summarise(part, ["dataset", "model", "method", "metric"], resamples, seed)
     order = {m: i for i, m in enumerate(config.methods)}
     summary = summary.sort_values(["method", "dataset", "model", "metric"], kind="stable",
@@ -217,34 +226,50 @@ def appendix_metrics(scores: pd.DataFrame, config: Config, resamples: int, seed:
     return summary.assign(label=summary["method"].map({m: s.label for m, s in config.methods.items()}))
 
 
+def _other_metrics(summary: pd.DataFrame) -> list[str]:
+    """The metrics of an appendix summary beyond the three built-in ones (plug-ins), in order of appearance."""
+    return [m for m in dict.fromkeys(summary["metric"]) if m not in APPENDIX_METRICS]
+
+
 def appendix_markdown(summary: pd.DataFrame, protocol: str) -> str:
     """Markdown of :func:`appendix_metrics` (method x data set / model / metric) with its caption."""
     if summary.empty:
         return "(no values)\n"
+    others = _other_metrics(summary)
     caption = ("Appendix metrics, mean over the evaluated inputs [bootstrap 95 % CI]: Faithfulness of Spectra "
                "(faithfulness_of_spectra, Parekh et al. 2022: p(x) - p(x without its top 50 % features)) and Input "
                "Fidelity (input_fidelity, Paissan et al. 2023: 1 when the top-1 class of x restricted to its top 50 % "
                "features is the top-1 class of x), each in the method's Table 1 setting (WAM on its wavelet "
                f"coefficients, baselines on pixels / log-mel bins / voxels, `{protocol}` protocol); mu_fidelity in the "
                f"pixel domain. Higher is better for all three. {degenerate_note(summary)}")
+    if others:
+        caption += (f" Also from `evaluation.metrics`, in the same Table 1 setting (a curve by its paper AUC): "
+                    f"{', '.join(others)}, as each metric defines it.")
     return markdown(summary.assign(cell=summary.apply(cell, axis=1)), "label", ["dataset", "model", "metric"]) + (
         f"\n{caption}\n")
 
 
 def appendix_latex(summary: pd.DataFrame) -> str:
-    """booktabs, as :func:`table1_latex`: one column group per (data set, model), FF, Fid-in, mu-fidelity; in
-    each column the best mean bold, the second underlined (higher is better for all three)."""
+    """booktabs, as :func:`table1_latex`: one column group per (data set, model), FF, Fid-in, mu-fidelity and any
+    other metric (plug-ins, after them); in each column the best mean bold, the second underlined (higher is better
+    for the three; another metric's columns are not marked, its direction being its own)."""
     if summary.empty:
         return "% no values\n"
     groups = list(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))
-    columns = [(d, m, met) for d, m in groups for met in APPENDIX_METRICS
+    names = [*APPENDIX_METRICS, *_other_metrics(summary)]
+    columns = [(d, m, met) for d, m in groups for met in names
                if ((summary["dataset"] == d) & (summary["model"] == m) & (summary["metric"] == met)).any()]
+
+    def header(met: str) -> str:
+        return f"{APPENDIX_METRICS[met]} ({ARROWS[True]})" if met in APPENDIX_METRICS else latex_escape(met)
+
     lines = ["\\begin{tabular}{l" + "c" * len(columns) + "}", "\\toprule",
              " & " + " & ".join(f"\\multicolumn{{{sum(1 for c in columns if c[:2] == (d, m))}}}{{c}}"
                                 f"{{{latex_escape(d.title())} ({latex_escape(m)})}}" for d, m in groups) + " \\\\",
-             "Method & " + " & ".join(f"{APPENDIX_METRICS[met]} ({ARROWS[True]})" for *_, met in columns) + " \\\\",
+             "Method & " + " & ".join(header(met) for *_, met in columns) + " \\\\",
              "\\midrule"]
-    lines += latex_rows(summary, ["dataset", "model", "metric"], columns, lambda metric: True)
+    lines += latex_rows(summary, ["dataset", "model", "metric"], columns,
+                        lambda metric: True if metric in APPENDIX_METRICS else None)
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -481,7 +506,7 @@ def write_tables(config: Config, score_files: list[Path], published_path: Path, 
     write(conservation, lrp_conservation_markdown(conservation), tables, "lrp_conservation")
     shares = scale_shares(scores, label, resamples, seed)
     write(shares.drop(columns="cell"), scales_markdown(shares), tables, "scales")
-    appendix = appendix_metrics(scores, config, resamples, seed)  # FF, Fid-in, mu-fidelity
+    appendix = appendix_metrics(scores, config, resamples, seed)  # evaluation.metrics, mu-fidelity
     write(appendix, appendix_markdown(appendix, protocol), tables, "appendix_metrics")
     files.write_text(tables / "appendix_metrics.tex", appendix_latex(appendix))
     baselines_table = appendix_baselines(scores, config, resamples, seed)  # Ins., Del., Faith., both domains, AUCs
