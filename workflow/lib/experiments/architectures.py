@@ -12,8 +12,9 @@ For every model of ``architectures.models``:
   ``n_inputs`` class-balanced test inputs, with the Table 1 code (:func:`workflow.lib.attribution.explain`): the
   CAMs find their layer and token reshape from the model's structure (:mod:`baselines.cam_target`), ``lrp`` takes
   the family's canonizer, AttnLRP (lxt) on the transformers (:mod:`baselines.lrp`);
-- **scored** with Table 1's code (:class:`workflow.lib.scoring.ShardScorer`: the scoring plan's insertion and
-  deletion curves, both AUCs, faithfulness; degenerate maps flagged; LRP's ``conservation_ratio``).
+- **scored** with Table 1's code (:class:`workflow.lib.scoring.ShardScorer`: insertion and deletion curves in both
+  domains under ``evaluation.protocol`` (:func:`table_plan`), both AUCs, faithfulness; degenerate maps flagged;
+  LRP's ``conservation_ratio``).
 
 The table (:func:`summary_table`) keeps, for both domains, the same-domain cells: ``evaluation.protocol``, the paper
 AUC ``sum(p) / (max(p) len(p))``, the wavelet domain ranked through ``evaluation.ranking`` for every method; each a
@@ -31,10 +32,11 @@ Outputs (atomic, with ``.provenance.json`` sidecars) under ``results/{name}/``::
 
     architectures/data.json                   the offline set and its provenance (offline only)
     architectures/models/{arch}/model.pt      the trained or fetched model (zoo checkpoint, preprocessing in meta)
-    architectures/models/{arch}/metrics.json  training metrics: test accuracy (320 crops), epochs, seconds
+    architectures/models/{arch}/metrics.json  training metrics: test accuracy (320 crops), epochs, seconds,
+                                              cpu_seconds (the job's process, imports included)
     architectures/scores/{arch}.csv           per-sample scores (workflow.lib.scoring.SCORE_COLUMNS; model = arch)
     architectures/scores/{arch}.json          accuracy on the explained inputs, family, LRP canonizer, CAM targets,
-                                              seconds per method
+                                              seconds per method, cpu_seconds (the job's process)
     architectures/scores/{arch}.pt            the first explained input and every method's map of it
     tables/architectures.{csv,md}             method x architecture x domain x metric; WAM's advantage;
                                               degenerate counts; LRP conservation per architecture
@@ -68,7 +70,7 @@ from workflow.lib.models import zoo
 from workflow.lib.models.preprocessing import ImagePreprocessing, preprocessing
 from workflow.lib.reporting.figures import save
 from workflow.lib.reporting.tables import bootstrap, lrp_conservation, summarise
-from workflow.lib.scoring import SCORE_COLUMNS, ShardScorer, same_domain_ranking, scoring_plan
+from workflow.lib.scoring import SCORE_COLUMNS, ShardScorer, home_domain, same_domain_ranking
 
 TEXTURES = "textures"
 TEXTURE_PREPROCESSING = ImagePreprocessing(input_size=(1, textures.SIZE, textures.SIZE), interpolation="bilinear",
@@ -201,8 +203,11 @@ def build_model(config: Config, name: str, out_dir: Path) -> dict:
                     n_parameters=sum(p.numel() for p in network.parameters()))
         # the test split is also the "validation" of the history: with no early stopping, nothing is chosen on it
         test = normalised(test, TEXTURE_PREPROCESSING)
-        return training.train(network, normalised(train, TEXTURE_PREPROCESSING), test, test,
-                              {**tr, "patience": None, "threads": 1}, out_dir, meta)
+        metrics = training.train(network, normalised(train, TEXTURE_PREPROCESSING), test, test,
+                                 {**tr, "patience": None, "threads": 1}, out_dir, meta)
+        metrics["cpu_seconds"] = time.process_time()  # the job's process, imports included
+        files.write_json(out_dir / "metrics.json", {**metrics, "provenance": files.provenance()})
+        return metrics
     start = time.perf_counter()
     network = zoo.build(model_name, IMAGENET_CLASSES)  # downloads the weights once (timm's Hugging Face cache)
     meta.update(preprocessing=ImagePreprocessing.of(model_name).as_dict(),
@@ -247,7 +252,7 @@ def evaluate(config: Config, name: str, model_path: Path, scores_path: Path, sum
         out = attribution.explain(cfg, dataset, model, method, x, y)
         scorer = ShardScorer(cfg, dataset, name, model, method, split, out, device)
         with torch.no_grad():
-            scorer.score_plan(scoring_plan(cfg, method, "images"))
+            scorer.score_plan(table_plan(cfg, method))
             scorer.score_sums()
         frames.append(pd.DataFrame(scorer.rows, columns=SCORE_COLUMNS))
         maps[method] = out["pixel"][0]
@@ -261,7 +266,8 @@ def evaluate(config: Config, name: str, model_path: Path, scores_path: Path, sum
                "family": _family(model), "lrp": lrp_choice(config, model, arch["methods"]),
                "cam_targets": cams, "test_accuracy": model.meta.get("test_accuracy"),
                "eval_accuracy": float((predicted == split.y).float().mean()), "n_inputs": len(split),
-               "n_parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds}
+               "n_parameters": sum(p.numel() for p in model.parameters()), "seconds": seconds,
+               "cpu_seconds": time.process_time()}  # the job's process so far, imports included
     files.write_json(summary_path, summary)
     with files.atomic_path(maps_path) as tmp:
         torch.save({"id": split.ids[0], "x": split.x[0], "y": int(split.y[0]), "predicted": int(predicted[0]),
@@ -272,6 +278,21 @@ def evaluate(config: Config, name: str, model_path: Path, scores_path: Path, sum
             methods={m: config.raw["methods"][m] for m in arch["methods"]},
             evaluation=config.section("evaluation"), wavelet=config.section("wavelet")["images"], seed=config.seed,
             device_used=str(device)))
+
+
+def table_plan(config: Config, method: str) -> list[tuple[str, str, str]]:
+    """The ``(protocol, domain, ranking)`` settings the table needs: ``evaluation.protocol`` in both domains, the
+    wavelet domain ranked through ``evaluation.ranking``, the method's own domain first (where
+    :meth:`~workflow.lib.scoring.ShardScorer.score_plan` also scores Faithfulness of Spectra and Input Fidelity).
+    Table 1's other protocol is left out (a third of the scoring time).
+
+    >>> config = Config.from_dict({"methods": {"wam_sg": {"kind": "wam"}, "saliency": {"kind": "baseline"}},
+    ...     "evaluation": {"protocol": "reference", "ranking": "per_band"}})
+    >>> table_plan(config, "wam_sg"), table_plan(config, "saliency")[0]
+    ([('reference', 'wavelet', 'per_band'), ('reference', 'pixel', '-')], ('reference', 'pixel', '-'))
+    """
+    protocol, home = config.section("evaluation")["protocol"], home_domain(config, method)
+    return [(protocol, d, same_domain_ranking(config, d)) for d in sorted(DOMAINS, key=lambda d: d != home)]
 
 
 def lrp_choice(config: Config, model: torch.nn.Module, methods: list[str]) -> dict | None:
@@ -301,7 +322,8 @@ def summary_table(config: Config, scores: pd.DataFrame, summaries: list[dict]) -
     :data:`ADVANTAGE` (:func:`advantage`; ``domain`` the setting, metric ``faithfulness_gap``, ``mean`` the gap,
     ``best_wam``, ``best_baseline``, ``verdict``); every row with its architecture's ``label``, ``model``,
     ``family``, ``n_parameters``, accuracies and LRP conservation (``lrp_canonizer``,
-    ``conservation_median/min/max``: :func:`workflow.lib.reporting.tables.lrp_conservation`)."""
+    ``conservation_median/min/max`` of ``sum(R) / f_y(x)``: :func:`workflow.lib.reporting.tables.lrp_conservation`;
+    ``conservation_error``: the median of ``|sum(R) / f_y(x) - 1|``)."""
     arch = settings(config)
     resamples = config.section("evaluation")["bootstrap"]
     table = summarise(table_scores(config, scores), ["model", "method", "domain", "metric"], resamples, config.seed)
@@ -315,8 +337,11 @@ def summary_table(config: Config, scores: pd.DataFrame, summaries: list[dict]) -
         "lrp_canonizer": (s["lrp"] or {}).get("canonizer")} for s in summaries])
     kept = lrp_conservation(scores, {}).rename(columns={"model": "architecture", "median": "conservation_median",
                                                         "min": "conservation_min", "max": "conservation_max"})
-    per_arch = per_arch.merge(kept[["architecture", "conservation_median", "conservation_min", "conservation_max"]],
-                              on="architecture", how="left")
+    ratios = scores[scores["metric"] == "conservation_ratio"]
+    kept["conservation_error"] = kept["architecture"].map(
+        (ratios["value"] - 1).abs().groupby(ratios["model"]).median())
+    per_arch = per_arch.merge(kept[["architecture", "conservation_median", "conservation_min", "conservation_max",
+                                    "conservation_error"]], on="architecture", how="left")
     table = table.merge(per_arch, on="architecture", how="left")
     order = {"architecture": list(arch["models"]), "method": [*arch["methods"], ADVANTAGE],
              "domain": list(SETTINGS), "metric": [*METRICS, GAP]}
@@ -445,9 +470,10 @@ def markdown(config: Config, table: pd.DataFrame) -> str:
     if per_arch["conservation_median"].notna().any():
         blocks.append("**LRP conservation**: sum of the input relevance / target logit over the inputs (1 = nothing "
                       "lost)\n\n" + _markdown(
-                          ["Architecture", "Family", "Canonizer", "Median", "Min", "Max"],
+                          ["Architecture", "Family", "Canonizer", "Median", "Min", "Max", "Median abs(ratio - 1)"],
                           [[r.label, r.family, str(r.lrp_canonizer), f"{r.conservation_median:.3f}",
-                            f"{r.conservation_min:.3f}", f"{r.conservation_max:.3f}"] for r in per_arch.itertuples()]))
+                            f"{r.conservation_min:.3f}", f"{r.conservation_max:.3f}", f"{r.conservation_error:.3f}"]
+                           for r in per_arch.itertuples()]))
     return "\n".join(blocks) + "\nTable: " + caption(config, table) + "\n"
 
 

@@ -129,8 +129,9 @@ def test_every_cell_is_the_numpy_mean_and_bootstrap_of_its_rows_and_counts_its_d
         assert row.degenerate == (2 if (row.architecture, row.method) == ("b", "gradcam") else 0)
     conserved = table[table["architecture"] == "a"].iloc[0]
     ratios = 0.9 + np.arange(6) / 100
-    np.testing.assert_allclose([conserved.conservation_median, conserved.conservation_min,
-                                conserved.conservation_max], [np.median(ratios), ratios.min(), ratios.max()])
+    np.testing.assert_allclose([conserved.conservation_median, conserved.conservation_min, conserved.conservation_max,
+                                conserved.conservation_error],
+                               [np.median(ratios), ratios.min(), ratios.max(), np.median(np.abs(ratios - 1))])
     assert table[table["architecture"] == "b"]["conservation_median"].isna().all()
     assert set(table["lrp_canonizer"]) == {"resnet", "attnlrp"}
 
@@ -159,7 +160,7 @@ def test_wams_advantage_is_the_paired_gap_of_the_best_of_each_kind_with_its_verd
     assert "both in the wavelet domain: ahead on 1 (A), behind on 1 (B) of 2" in text
     assert "| GRADCAM | 0 / 0 | 2 / 2 |" in text  # degenerate counts per method and architecture, both domains
     assert "GRADCAM on B (2 of 6, pixel domain)" in text
-    assert "| A | resnet | resnet | 0.925 | 0.900 | 0.950 |" in text  # conservation median, min, max
+    assert "| A | resnet | resnet | 0.925 | 0.900 | 0.950 | 0.075 |" in text  # conservation median, min, max, error
 
 
 # ----------------------------------------------------------------------------- settings and preflight
