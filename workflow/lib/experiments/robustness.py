@@ -79,12 +79,7 @@ def settings(config: Config) -> dict:
     if "robustness" not in config:
         raise ValueError("robustness: section missing from the configuration")
     section = dict(config.section("robustness"))
-    data = section.get("data", TEXTURES)
-    if data != TEXTURES:
-        spec = config.datasets.get(data)
-        if spec is None or spec.modality != "images":
-            raise ValueError(f"robustness.data: expected {TEXTURES!r} or the key of an images data set of "
-                             f"`datasets`, got {data!r}")
+    data = textures.data_source(config, "robustness")
     attack = {**DEFAULT_ATTACK, **section.get("attack", {})}
     methods = section.get("methods", [])
     if not methods:

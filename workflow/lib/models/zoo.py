@@ -49,7 +49,11 @@ TIMM_PREFIX = "timm:"
 
 # The models the workflow builds by name (``build``); a plug-in adds one with ``@MODELS.register("name")`` on a
 # builder ``(n_classes, **kw) -> nn.Module``.
-MODELS = Registry("model", package="workflow.lib.models", lazy={})
+MODELS = Registry("model", package="workflow.lib.models", lazy={
+    # the architectures target's small members of five families (workflow/lib/models/families.py)
+    **{f"tiny_{family}": "workflow.lib.models.families"
+       for family in ("resnet", "convnext", "vit", "swin", "efficientnet")},
+})
 
 
 @MODELS.register("efficientnet_lite0")
