@@ -80,7 +80,7 @@ def test_a_pretrained_model_is_measured_not_trained(tmp_path):
     model = ModelSpec("efficientnet_lite0", "images", True, training_settings({}, "efficientnet_lite0"))
     m = T.fit(spec, model, tmp_path / "res",
               tmp_path / "img")
-    assert m["epochs"] == 0 and m["test_accuracy"] == 1.0
+    assert m["epochs"] == 0 and m["test_accuracy"] == 1.0 and m["eval_accuracy"] == 1.0 and m["n_eval"] == 1
     assert M.load(tmp_path / "img" / "model.pt").meta["test_accuracy"] == 1.0
 
 

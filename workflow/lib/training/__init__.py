@@ -2,7 +2,7 @@
 
 :func:`train`: Adam and cross-entropy on a fixed number of epochs (``patience: null``) or with early stopping, on a
 fixed number of CPU threads (the trained weights depend on it), seeded; :func:`score_pretrained` records a
-pretrained model with the accuracy measured by :func:`image_accuracy`, which streams an image folder through a
+pretrained model with the accuracy measured by :func:`image_hits`, which streams an image folder through a
 ``DataLoader`` (one batch decoded at a time, so memory does not grow with the folder).
 
 Outputs in ``out_dir`` (both written atomically): ``model.pt`` (:func:`workflow.lib.models.zoo.save` checkpoint;
@@ -56,20 +56,22 @@ def accuracy(model: nn.Module, split: Split, batch_size: int = 16) -> float:
 
 
 @torch.no_grad()
-def image_accuracy(model: nn.Module, index: ImageIndex, preprocessing: ImagePreprocessing,
-                   batch_size: int = 32, workers: int = 0, progress: bool = True) -> float:
-    """Top-1 accuracy of ``model`` over every file of ``index``, decoded ``batch_size`` at a time by a
-    ``DataLoader`` with ``workers`` processes (the job's threads) with the model's own ``preprocessing`` and
-    normalisation; a file that cannot be decoded stops it with a ``ValueError`` naming the file."""
+def image_hits(model: nn.Module, index: ImageIndex, preprocessing: ImagePreprocessing,
+               batch_size: int = 32, workers: int = 0, progress: bool = True) -> torch.Tensor:
+    """``[N]`` bool: whether ``model``'s top-1 is right on each file of ``index``, the files decoded ``batch_size``
+    at a time by a ``DataLoader`` with ``workers`` processes (the job's threads) with the model's own
+    ``preprocessing`` and normalisation (one batch alive at a time: memory does not grow with the folder); a file
+    that cannot be decoded stops it with a ``ValueError`` naming the file. The accuracy of any subset (the whole
+    folder, the evaluated inputs) is the mean of its entries."""
     loader = torch.utils.data.DataLoader(ImageFiles(index.files, index.labels, preprocessing),
                                          batch_size=batch_size, num_workers=workers)
     normalize = preprocessing.normalize()
     device = next(model.parameters()).device
     model.eval()
-    correct = 0
+    hits = []
     for x, y in tqdm(loader, desc="top-1 over the image folder", unit="batch", disable=not progress):
-        correct += int((model(normalize(x).to(device)).argmax(1).cpu() == y).sum())
-    return correct / max(1, len(index))
+        hits.append(model(normalize(x).to(device)).argmax(1).cpu() == y)
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
 
 
 def _seed_everything(seed: int) -> None:
@@ -216,10 +218,12 @@ def fit(spec: DatasetSpec, model: ModelSpec, resources: Path, out: Path) -> dict
         network = zoo.build(model_name, 1000)
         start = time.perf_counter()
         workers = training["threads"] if training["threads"] > 1 else 0  # decoding processes: the job's threads
-        top1 = image_accuracy(network, index, preprocessing, workers=workers)
-        metrics = score_pretrained(network, top1, len(index), out, time.perf_counter() - start, training["seed"], meta)
-        evaluated = data.load(spec, "test", resources, preprocessing=preprocessing)
-        evaluated.x = preprocessing.normalize()(evaluated.x)
+        hits = image_hits(network, index, preprocessing, workers=workers)
+        metrics = score_pretrained(network, hits.float().mean().item() if len(hits) else float("nan"), len(index),
+                                   out, time.perf_counter() - start, training["seed"], meta)
+        evaluated = data.evaluated_indices(spec, index.labels)  # the evaluated inputs, among the folder's files
+        metrics["eval_accuracy"] = hits[evaluated].float().mean().item()
+        metrics["n_eval"] = len(evaluated)
     else:
         test_all = data.load(spec, "test", resources, subset=False)
         evaluated = data.load(spec, "test", resources)
@@ -228,7 +232,7 @@ def fit(spec: DatasetSpec, model: ModelSpec, resources: Path, out: Path) -> dict
         train_split = data.load(spec, "train", resources)
         val_split = data.load(spec, "val", resources)
         metrics = train(network, train_split, val_split, test_all, training, out, meta)
-    metrics["eval_accuracy"] = accuracy(network, evaluated)
-    metrics["n_eval"] = len(evaluated)
+        metrics["eval_accuracy"] = accuracy(network, evaluated)
+        metrics["n_eval"] = len(evaluated)
     files.write_json(Path(out) / "metrics.json", {**metrics, "provenance": files.provenance()})
     return metrics
