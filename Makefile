@@ -17,6 +17,8 @@ CORES ?= all
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 GPU_LIMIT := $(if $(filter-out 0,$(GPUS)),--resources gpu=$(GPUS),)
 SNAKEMAKE_ARGS ?=
+# `make run` ends by writing the HTML report here (another configuration: REPORT=results/NAME/report.html).
+REPORT ?= results/default/report.html
 # glibc keeps freed memory instead of unmapping every block over 32 MB (the workflow sets the same in
 # workflow/rules/common.smk): CPU forward passes on large batches otherwise spend most of their time in page faults.
 FAST_MALLOC := MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184
@@ -53,6 +55,8 @@ apt:
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --report $(REPORT) $(SNAKEMAKE_ARGS)
+	@echo "The report: $(abspath $(REPORT))"
 
 speed: setup
 	$(BIN)/snakemake --cores $(CORES) $(GPU_LIMIT) speed $(SNAKEMAKE_ARGS)
@@ -64,8 +68,9 @@ test: setup $(TEST_STAMP)
 test-cluster: setup $(TEST_STAMP)
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -s tests/cluster
 
-# The ci configuration's HTML report in headless Chromium (Debian's chromium + chromium-driver, installed here
-# when missing and root; otherwise the test is skipped with the reason). Screenshot: results/test-report/.
+# The HTML report of a small run with the default configuration's methods, modalities and experiments, in headless
+# Chromium at 1366x768 and 1920x1080 (Debian's chromium + chromium-driver, installed here when missing and root;
+# otherwise the test is skipped with the reason). Screenshots and measured boxes: results/test-report/.
 test-report: setup $(TEST_STAMP)
 	-@$(MAKE) --no-print-directory apt APT_PACKAGES="chromium chromium-driver"
 	$(FAST_MALLOC) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs tests/report

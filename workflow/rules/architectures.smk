@@ -81,9 +81,10 @@ if "architectures" in config:
             summaries=[ARCH_DIR / "scores" / f"{a}.json" for a in ARCH_MODELS],
             maps=[ARCH_DIR / "scores" / f"{a}.pt" for a in ARCH_MODELS],
         output:
-            csv=report(ARCH_OUTPUTS[0], caption="../report/architectures.rst", category="Architectures"),
-            md=report(ARCH_OUTPUTS[1], caption="../report/architectures.rst", category="Architectures"),
-            figure=report(ARCH_OUTPUTS[2], caption="../report/architectures.rst", category="Architectures"),
+            csv=ARCH_OUTPUTS[0],
+            md=ARCH_OUTPUTS[1],
+            figure=report(ARCH_OUTPUTS[2], caption="../report/architectures.rst", category="Architectures",
+                          labels=item_labels("figure", "architectures")),
         params:
             models=json.dumps(ARCH["models"], sort_keys=True),
             methods=json.dumps({m: config["methods"][m] for m in ARCH["methods"]}, sort_keys=True),
@@ -98,8 +99,9 @@ if "architectures" in config:
             " --figure {output.figure} 2> {log}"
 
     rule architectures:
-        """The architectures table and figure."""
+        """The architectures table and figure, and the table's report page."""
         input:
             ARCH_OUTPUTS,
+            table_page("architectures", "Architectures"),
 
-    TARGETS["architectures"] = ARCH_OUTPUTS
+    TARGETS["architectures"] = rules.architectures.input

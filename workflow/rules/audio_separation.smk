@@ -55,17 +55,17 @@ if "audio_separation" in config:
             rows=[SEPARATION_DIR / f"{s}.csv" for s in SHARDS],
             examples=[SEPARATION_DIR / f"{s}.pt" for s in SHARDS],
         output:
-            csv=report(RESULTS / "tables" / "audio_separation.csv", caption="../report/audio_separation.rst",
-                       category="Audio separation", subcategory="table and figure"),
+            csv=RESULTS / "tables" / "audio_separation.csv",
             md=RESULTS / "tables" / "audio_separation.md",
             tex=RESULTS / "tables" / "audio_separation.tex",
             figure=report(RESULTS / "figures" / "audio_separation.png", caption="../report/audio_separation.rst",
-                          category="Audio separation", subcategory="table and figure"),
-            clips=[report(RESULTS / "figures" / f"audio_separation_clip{k}.png",
+                          category="Audio separation", labels=item_labels("figure", "audio_separation")),
+            clips=[RESULTS / "figures" / f"audio_separation_clip{k}.png" for k in range(SEPARATION_EXAMPLES)],
+            # each clip's page: its spectrograms with a player beside each (the .wav files alone would be downloads)
+            pages=[report(RESULTS / "report" / f"audio_separation_clip{k}.html",
                           caption="../report/audio_separation.rst", category="Audio separation",
-                          subcategory=f"clip {k}") for k in range(SEPARATION_EXAMPLES)],
-            wavs=[report(path, caption="../report/audio_separation.rst", category="Audio separation",
-                         subcategory=f"clip {k}") for k in range(SEPARATION_EXAMPLES) for path in separation_wavs(k)],
+                          labels=item_labels("audio", f"clip {k}")) for k in range(SEPARATION_EXAMPLES)],
+            wavs=[path for k in range(SEPARATION_EXAMPLES) for path in separation_wavs(k)],
         params:
             separation=section("audio_separation"),
             bootstrap=section("evaluation", "bootstrap"),
@@ -81,5 +81,6 @@ if "audio_separation" in config:
         """The audio separation experiment: table, figure, example clips."""
         input:
             rules.audio_separation_report.output,
+            table_page("audio_separation", "Audio separation"),
 
     TARGETS["audio_separation"] = rules.audio_separation.input

@@ -7,7 +7,8 @@ if "perturbation" in config:
     PERTURBATION_DIR = RESULTS / "perturbation"
     PERTURBATION_OUTPUTS = [RESULTS / "tables" / "perturbation.csv", RESULTS / "tables" / "perturbation.md",
                             RESULTS / "figures" / "perturbation_pareto.png",
-                            RESULTS / "figures" / "perturbation_examples.png"]
+                            RESULTS / "figures" / "perturbation_examples.png",
+                            table_page("perturbation", "Perturbation")]
 
     rule perturbation_masks:
         """Optimise the masks of every (image, alpha); WAM-IG's per-level shares on the same images."""
@@ -39,11 +40,12 @@ if "perturbation" in config:
             rows=PERTURBATION_DIR / "rows.csv",
             examples=PERTURBATION_DIR / "examples.pt",
         output:
-            csv=report(PERTURBATION_OUTPUTS[0], caption="../report/perturbation.rst", category="Perturbation"),
-            md=report(PERTURBATION_OUTPUTS[1], caption="../report/perturbation.rst", category="Perturbation"),
-            pareto=report(PERTURBATION_OUTPUTS[2], caption="../report/perturbation.rst", category="Perturbation"),
-            examples=report(PERTURBATION_OUTPUTS[3], caption="../report/perturbation.rst",
-                            category="Perturbation"),
+            csv=PERTURBATION_OUTPUTS[0],
+            md=PERTURBATION_OUTPUTS[1],
+            pareto=report(PERTURBATION_OUTPUTS[2], caption="../report/perturbation.rst", category="Perturbation",
+                          labels=item_labels("figure", "perturbation_pareto")),
+            examples=report(PERTURBATION_OUTPUTS[3], caption="../report/perturbation.rst", category="Perturbation",
+                            labels=item_labels("figure", "perturbation_examples")),
         params:
             perturbation=section("perturbation"),
             bootstrap=section("evaluation", "bootstrap"),

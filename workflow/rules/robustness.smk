@@ -82,12 +82,11 @@ if "robustness" in config:
             scores=[ROBUST_DIR / "scores" / m / f"{s}.csv" for m, s in ROBUST_RUNS],
             summaries=[ROBUST_DIR / "scores" / m / f"{s}.json" for m, s in ROBUST_RUNS],
         output:
-            csv=report(RESULTS / "tables" / "robustness_scales.csv", caption="../report/robustness.rst",
-                       category="Robustness"),
+            csv=RESULTS / "tables" / "robustness_scales.csv",
             md=RESULTS / "tables" / "robustness_scales.md",
             tex=RESULTS / "tables" / "robustness_scales.tex",
             figure=report(RESULTS / "figures" / "robustness_scales.png", caption="../report/robustness.rst",
-                          category="Robustness"),
+                          category="Robustness", labels=item_labels("figure", "robustness_scales")),
         params:
             robustness=lambda w: section("robustness"),
             bootstrap=lambda w: section("evaluation", "bootstrap"),
@@ -104,5 +103,6 @@ if "robustness" in config:
         """The robustness tables, figure and report items."""
         input:
             rules.robustness_table.output,
+            table_page("robustness_scales", "Robustness"),
 
     TARGETS["robustness"] = rules.robustness.input

@@ -64,7 +64,7 @@ if len(config.get("seeds", [])) > 1:
             replicates=[RESULTS / "seeds" / str(s) / "scores" / d / m / f"{method}.csv"
                         for s in extra_seeds(CONFIG) for d, m in trained_models(CONFIG) for method in config["methods"]],
         output:
-            csv=report(SEED_SPREAD[0], caption="../report/seed_spread.rst", category="Tables"),
+            csv=SEED_SPREAD[0],
             md=SEED_SPREAD[1],
         params:
             seeds=config["seeds"],
@@ -76,4 +76,4 @@ if len(config.get("seeds", [])) > 1:
             "OMP_NUM_THREADS={threads} {PY} -m workflow.scripts.experiments.seeds table --config {CONFIG_FILE}"
             " --main {input.main} --replicates {input.replicates} --out {RESULTS}/tables 2> {log}"
 
-    TARGETS["seed_spread"] = SEED_SPREAD
+    TARGETS["seed_spread"] = [*SEED_SPREAD, table_page("seed_spread")]

@@ -31,13 +31,15 @@ Two stages (``python -m workflow.scripts.experiments.audio_separation {run,repor
 - ``report`` -> ``tables/audio_separation.{csv,md,tex}`` (per condition, method, keep: mean SI-SDR and gain
   with bootstrap 95 % intervals, Fid-in), ``figures/audio_separation.png`` (SI-SDR against keep, one panel per
   condition), and per example clip ``k``: ``audio/clip{k}_clean.wav``, ``clip{k}_{condition}.wav`` (corrupted),
-  ``clip{k}_{condition}_{method}.wav`` (WAM at ``example_keep``) and ``figures/audio_separation_clip{k}.png``
-  (their log-mels).
+  ``clip{k}_{condition}_{method}.wav`` (WAM at ``example_keep``), ``figures/audio_separation_clip{k}.png``
+  (their log-mels: time in s, frequency in Hz, one dB scale) and ``report/audio_separation_clip{k}.html`` (the
+  report's page of the clip: each log-mel with a player of its signal beside it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 from pathlib import Path
 
@@ -56,7 +58,8 @@ from workflow.lib.config import Config
 from workflow.lib.data import evaluated_shard, shard_indices, take
 from workflow.lib.data.esc50 import SAMPLE_RATE
 from workflow.lib.models import zoo
-from workflow.lib.reporting.figures import save
+from workflow.lib.reporting import pages
+from workflow.lib.reporting.figures import colorbar, fit_title, mel_settings, save, spectrogram
 from workflow.lib.reporting.tables import cell, markdown, summarise
 
 CONDITIONS = ("noise", "overlap")
@@ -232,7 +235,8 @@ def examples(model: torch.nn.Module, case: dict, recon: dict[str, torch.Tensor],
         with torch.no_grad():
             logmel = model.frontend(torch.stack(list(everything.values())))[:, 0].cpu()
         out.append({"index": index, "id": data.ids[clip], "class": data.class_names[int(data.y[clip])],
-                    "distractor_id": pool.ids[other], "keep": opts["example_keep"], "clean": clean[clip].cpu(),
+                    "distractor_id": pool.ids[other], "distractor_class": pool.class_names[int(pool.y[other])],
+                    "distractor": pool.x[other].cpu(), "keep": opts["example_keep"], "clean": clean[clip].cpu(),
                     "signals": {key: w.cpu() for key, w in signals.items()}, "si_sdr": sdr,
                     "logmel": dict(zip(everything, logmel, strict=True))})
     return out
@@ -251,7 +255,8 @@ def run(config: Config, model_path: Path, shard: int, rows_path: Path, examples_
         shown = examples(model, case, recon, opts)
     files.write_csv(pd.DataFrame(rows, columns=ROW_COLUMNS), rows_path)
     with files.atomic_path(examples_path) as tmp:
-        torch.save({"examples": shown, "labels": method_labels(config, opts)}, tmp)
+        torch.save({"examples": shown, "labels": method_labels(config, opts), "mel": mel_settings(model.frontend)},
+                   tmp)
     for path in (rows_path, examples_path):
         files.write_json(Path(f"{path}.provenance.json"), files.provenance(
             stage="audio_separation_run", model=str(model_path), shard=shard, settings=opts,
@@ -340,7 +345,7 @@ def figure(table: pd.DataFrame, labels: dict[str, str], path: Path) -> None:
     """SI-SDR against keep (log axis), one line per method with its 95 % band, one panel per condition; the
     corrupted input's SI-SDR dashed."""
     conditions = list(dict.fromkeys(table["condition"]))
-    fig = Figure(figsize=(5.5 * len(conditions), 4.2))
+    fig = Figure(figsize=(4.6 * len(conditions) + 2.6, 4.0), layout="constrained")
     axes = fig.subplots(1, len(conditions), squeeze=False, sharey=True)
     for ax, condition in zip(axes[0], conditions, strict=True):
         part = table[table["condition"] == condition]
@@ -350,12 +355,14 @@ def figure(table: pd.DataFrame, labels: dict[str, str], path: Path) -> None:
                             color=line.get_color())
         ax.axhline(part["input_si_sdr"].iloc[0], color="black", linestyle="--", label="corrupted input")
         ax.set_xscale("log")
-        ax.set_xlabel("kept fraction")
-        ax.set_title(condition)
+        ax.set_xlabel("kept fraction of the coefficients / log-mel bins (log scale)", fontsize=8)
+        ax.set_title({"noise": "noise: white noise at 0 dB SNR", "overlap": "overlap: clip + lambda x another clip"}
+                     .get(condition, condition), fontsize=9)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("SI-SDR vs clean clip (dB)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, names = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right upper", fontsize=7, title="rebuilt from", title_fontsize=7)
+    fig.supxlabel("Lines: mean over the clips; bands: bootstrap 95 % interval of the mean.", fontsize=7)
     save(fig, path)
 
 
@@ -369,39 +376,91 @@ def example_paths(out: Path, k: int, methods: list[str]) -> dict[tuple[str, str]
     return paths
 
 
-def write_wav(path: Path, wave: torch.Tensor) -> None:
-    """16-bit PCM at 44.1 kHz, peak-normalised to 0.99 (SI-SDR is scale-invariant; listening needs no clipping)."""
+def sound_bytes(wave: torch.Tensor, format: str = "WAV") -> bytes:
+    """``wave`` at 44.1 kHz, peak-normalised to 0.99 (SI-SDR is scale-invariant; listening needs no clipping), as
+    an audio file's bytes: ``WAV`` (16-bit PCM) or ``MP3`` (about 100 kbit/s: a report page is shown from a data
+    URI, which Chromium caps at 2 MB, and a clip's eight signals take 7 MB as WAV, 0.5 MB as MP3)."""
     import soundfile as sf
 
     wave = wave.detach().double().cpu().numpy()
     peak = float(np.abs(wave).max())
-    with files.atomic_path(path) as tmp:
-        sf.write(str(tmp), 0.99 * wave / peak if peak > 0 else wave, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    wave = 0.99 * wave / peak if peak > 0 else wave
+    buffer = io.BytesIO()
+    if format == "MP3":
+        sf.write(buffer, wave, SAMPLE_RATE, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.2)
+    else:
+        sf.write(buffer, wave, SAMPLE_RATE, subtype="PCM_16", format=format)
+    return buffer.getvalue()
 
 
-def example_figure(item: dict, labels: dict[str, str], methods: list[str], paths: dict, path: Path) -> None:
-    """Log-mels of one example: clean and distractor on top; per condition (columns) the corrupted input and each
-    WAM rebuild, titled with its SI-SDR and its ``.wav`` file."""
+def write_wav(path: Path, wave: torch.Tensor) -> None:
+    """:func:`sound_bytes` of ``wave`` (WAV), written atomically to ``path``."""
+    files.write_bytes(path, sound_bytes(wave))
+
+
+def _example_title(item: dict, key: tuple[str, str], labels: dict[str, str], sdr: bool = True) -> str:
+    """What a signal of an example is (and its SI-SDR against the clean clip, when ``sdr``)."""
+    if key[0] == "clean":
+        return f"clean: {item['id']} ({item['class']})"
+    if key[0] == "distractor":
+        return f"overlap distractor: {item['distractor_id']}" + (
+            f" ({item['distractor_class']})" if "distractor_class" in item else "")
+    what = "corrupted input" if key[1] == "corrupted" else f"{labels[key[1]]}, top {item['keep']:g} kept"
+    return f"{key[0]}: {what}" + (f", SI-SDR {item['si_sdr'][key]:.1f} dB" if sdr else "")
+
+
+def example_figure(item: dict, labels: dict[str, str], methods: list[str], paths: dict, path: Path,
+                   mel: dict | None = None) -> None:
+    """Log-mels of one example (time in s, frequency in Hz, one dB scale for every panel): clean and distractor on
+    top; per condition (columns) the corrupted input and each WAM rebuild, titled with its SI-SDR and its ``.wav``
+    file."""
     rows = [[("clean", "clean"), ("distractor", "distractor")]] + [
         [(c, m) for c in CONDITIONS] for m in ["corrupted", *methods]]
-    fig = Figure(figsize=(11, 2.3 * len(rows)))
-    axes = fig.subplots(len(rows), 2, squeeze=False)
+    fig = Figure(figsize=(11, 2.4 * len(rows) + 0.4), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False, sharex=True, sharey=True)
+    low, high = _db_range(item)
+    image = None
     for ax_row, keys in zip(axes, rows, strict=True):
         for ax, key in zip(ax_row, keys, strict=True):
-            ax.imshow(item["logmel"][key].numpy(), origin="lower", aspect="auto", cmap="magma")
-            if key[0] == "clean":
-                title = f"clean: {item['id']} ({item['class']})"
-            elif key[0] == "distractor":
-                title = f"overlap distractor: {item['distractor_id']}"
-            else:
-                what = "corrupted" if key[1] == "corrupted" else f"{labels[key[1]]} keep {item['keep']:g}"
-                title = f"{key[0]}: {what}, SI-SDR {item['si_sdr'][key]:.1f} dB"
+            image = spectrogram(ax, item["logmel"][key], mel or mel_settings(None), vmin=low, vmax=high)
             file = paths.get(key)
-            ax.set_title(title + (f"\n{file.name}" if file is not None else ""), fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.tight_layout()
+            fit_title(ax, _example_title(item, key, labels) + (f"\n{file.name}" if file is not None else ""), 8)
+    colorbar(fig, image, axes, "log-mel power (dB)")
     save(fig, path)
+
+
+def _db_range(item: dict) -> tuple[float, float]:
+    """One dB range for every log-mel of an example (comparable colours)."""
+    values = torch.stack([v.float() for v in item["logmel"].values()])
+    return float(values.min()), float(values.max())
+
+
+def example_page(item: dict, labels: dict[str, str], paths: dict, mel: dict | None = None) -> str:
+    """The report's page of one example: each log-mel (time in s, frequency in Hz, dB) with a player of the signal
+    it shows beside it (its ``.wav`` file's signal as MP3, :func:`sound_bytes`; the distractor's own signal, which
+    has no file)."""
+    mel = mel or mel_settings(None)
+    low, high = _db_range(item)
+    waves = {("clean", "clean"): item["clean"], ("distractor", "distractor"): item.get("distractor"),
+             **item["signals"]}
+    rows = []
+    for key, logmel in item["logmel"].items():
+        fig = Figure(figsize=(6.4, 2.3), layout="constrained")
+        ax = fig.subplots()
+        colorbar(fig, spectrogram(ax, logmel, mel, vmin=low, vmax=high), ax, "log-mel power (dB)")
+        file = paths.get(key)
+        wave = waves.get(key)
+        rows.append(pages.AudioRow(
+            heading=_example_title(item, key, labels, sdr=False), png=pages.figure_png(fig),
+            sound=None if wave is None else sound_bytes(wave, "MP3"), mime="audio/mpeg",
+            text="" if key[0] in ("clean", "distractor") else
+            f"SI-SDR against the clean clip: {item['si_sdr'][key]:.1f} dB.",
+            file=f"audio/{file.name}" if file is not None else ""))
+    intro = (f"Clip {item['id']} ({item['class']}): the clean clip, the distractor mixed in for `overlap`, each "
+             f"corrupted input and its rebuilds from WAM's top {item['keep']:g} coefficients. Each log-mel shares one "
+             f"dB scale; the players play the signals shown, peak-normalised (SI-SDR is scale-invariant), as MP3 "
+             f"(the lossless .wav files are under audio/).")
+    return pages.audio_page(f"Audio separation: example clip {item['index']}", intro, rows)
 
 
 def report(config: Config, rows_paths: list[Path], examples_paths: list[Path], out: Path) -> None:
@@ -409,6 +468,7 @@ def report(config: Config, rows_paths: list[Path], examples_paths: list[Path], o
     rows = pd.concat([pd.read_csv(p, keep_default_na=False) for p in rows_paths], ignore_index=True)
     loaded = [torch.load(p, weights_only=False) for p in examples_paths]
     labels = loaded[0]["labels"] if loaded else method_labels(config, opts)
+    mel = loaded[0].get("mel") if loaded else None
     table = _ordered(summary(rows, config.section("evaluation")["bootstrap"], config.seed), labels)
     outputs = [out / "tables" / f"audio_separation.{ext}" for ext in ("csv", "md", "tex")]
     files.write_csv(table, outputs[0])
@@ -423,7 +483,9 @@ def report(config: Config, rows_paths: list[Path], examples_paths: list[Path], o
         for key, wave in item["signals"].items():
             write_wav(paths[key], wave)
         outputs += [*paths.values(), out / "figures" / f"audio_separation_clip{k}.png"]
-        example_figure(item, labels, opts["methods"], paths, outputs[-1])
+        example_figure(item, labels, opts["methods"], paths, outputs[-1], mel)
+        outputs.append(out / "report" / f"audio_separation_clip{k}.html")
+        files.write_text(outputs[-1], example_page(item, labels, paths, mel))
     for path in outputs:
         files.write_json(Path(f"{path}.provenance.json"), files.provenance(
             stage="audio_separation_report", rows=[str(p) for p in rows_paths], settings=opts,

@@ -59,7 +59,7 @@ from workflow.lib import files
 from workflow.lib.config import NDIM, Config
 from workflow.lib.data import Split, model_inputs
 from workflow.lib.models import zoo
-from workflow.lib.reporting.figures import save
+from workflow.lib.reporting.figures import colorbar, fit_title, save
 from workflow.lib.reporting.tables import markdown, summarise
 
 N_SHOWN_ALPHAS = 4  # alphas drawn in the examples figure (spread over the sweep)
@@ -108,6 +108,7 @@ def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, ex
     # images per call: the fewest whose rows (images x alphas) fill whole chunks of batch_size (bounded memory)
     per_call = spec["batch_size"] // math.gcd(spec["batch_size"], len(alphas))
     records, shown = [], {"original": [], "minimal": [], "mask": [], "probability": [], "sparsity": []}
+    classes = []  # the shown images' top-1 class names
     n_examples = min(spec.get("n_examples", 2), len(data))
     wam_ig = {}  # start -> WAM-IG's levels of those images (they do not depend on the mask's seed)
     run_seeds = seeds(config)
@@ -147,9 +148,10 @@ def optimise(config: Config, dataset: str, model_path: Path, rows_path: Path, ex
             shown["mask"].append(result.dyadic()[:keep].cpu())
             shown["probability"].append(result.probs[:keep].cpu())
             shown["sparsity"].append(result.sparsity[:keep].cpu())
+            classes += [data.class_names[int(c)] if data.class_names else str(int(c)) for c in y[:keep]]
     files.write_csv(pd.DataFrame(records), rows_path)
     examples = {k: torch.cat(v) for k, v in shown.items()}
-    examples.update(ids=data.ids[:n_examples], alphas=alphas, game=spec["game"],
+    examples.update(ids=data.ids[:n_examples], classes=classes, alphas=alphas, game=spec["game"],
                     shapes=[tuple(s[1:]) for s in result.shapes])
     with files.atomic_path(examples_path) as tmp:
         torch.save(examples, tmp)
@@ -294,7 +296,7 @@ def pareto_figure(rows: pd.DataFrame, game: str, path: Path) -> None:
     """Sparsity against the target's logit: one point per (image, alpha) coloured by alpha (a cross where the
     top-1 is lost), each image's points joined in alpha order from its unmasked logit (grey square at sparsity
     0), and the Pareto front of the (image, alpha) points."""
-    fig = Figure(figsize=(5.6, 4))
+    fig = Figure(figsize=(6.8, 4), layout="constrained")
     ax = fig.subplots()
     for _, image in rows.sort_values("alpha").groupby("sample_id", sort=True):
         ax.plot([0.0, *image["sparsity"]], [image["logit_unmasked"].iloc[0], *image["logit"]], color="0.75", lw=0.6,
@@ -314,9 +316,8 @@ def pareto_figure(rows: pd.DataFrame, game: str, path: Path) -> None:
     ax.step(front[:, 0], front[:, 1], where="post", color="black", lw=1, label="Pareto front", zorder=4)
     ax.set_xlabel("sparsity (fraction of coefficients with m < 0.5)")
     ax.set_ylabel("logit of the target class")
-    ax.set_title(f"Wavelet-domain meaningful perturbation ({game}); x: top-1 lost", fontsize=9)
-    ax.legend(fontsize=6, loc="best")
-    fig.tight_layout()
+    fit_title(ax, f"Wavelet-domain meaningful perturbation ({game} game); x: top-1 lost", fontsize=9)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     save(fig, path)
 
 
@@ -341,27 +342,33 @@ def examples_figure(examples: dict, path: Path) -> None:
     picked = sorted(set(np.linspace(0, len(alphas) - 1, min(N_SHOWN_ALPHAS, len(alphas))).round().astype(int)))
     n = len(examples["ids"])
     columns = 1 + 2 * len(picked)
-    fig = Figure(figsize=(1.6 * columns, 0.4 + 1.9 * n))
+    fig = Figure(figsize=(1.7 * columns + 1.0, 0.6 + 2.0 * n), layout="constrained")
     axes = fig.subplots(n, columns, squeeze=False)
+    classes = examples.get("classes") or [None] * n
+    mask_image = None
     for i in range(n):
         original = examples["original"][i]
         low, high = float(original.min()), float(original.max())
         axes[i, 0].imshow(_rgb(original, low, high))
-        axes[i, 0].set_title(examples["ids"][i], fontsize=6)
+        fit_title(axes[i, 0], Path(str(examples["ids"][i])).name + (f"\nclass: {classes[i]}" if classes[i] else ""),
+                  fontsize=6)
         for k, j in enumerate(picked):
             mask_ax, image_ax = axes[i, 1 + 2 * k + 1], axes[i, 1 + 2 * k]
             image_ax.imshow(_rgb(examples["minimal"][i, j], low, high))
-            image_ax.set_title(f"alpha {alphas[j]:g}: p {float(examples['probability'][i, j]):.2f}", fontsize=6)
+            fit_title(image_ax, f"alpha {alphas[j]:g}: W^-1(z m), p(class) {float(examples['probability'][i, j]):.2f}",
+                      fontsize=6)
             mask = examples["mask"][i, j]
-            mask_ax.imshow(mask.numpy(), cmap="viridis", vmin=0, vmax=1)
+            mask_image = mask_ax.imshow(mask.numpy(), cmap="viridis", vmin=0, vmax=1)
             _level_outlines(mask_ax, examples["shapes"], tuple(mask.shape))
-            mask_ax.set_title(f"mask, sparsity {float(examples['sparsity'][i, j]):.2f}", fontsize=6)
+            fit_title(mask_ax, f"alpha {alphas[j]:g}: mask m, sparsity {float(examples['sparsity'][i, j]):.2f}",
+                      fontsize=6)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"Original, minimal images W^-1(z m) and masks (dyadic layout), {examples['game']} game",
-                 fontsize=8)
-    fig.tight_layout()
+    if mask_image is not None:
+        colorbar(fig, mask_image, list(axes.flat), "mask m (1: coefficient kept, 0: removed)")
+    fig.suptitle(f"Original, minimal images W^-1(z m) and masks m over the wavelet coefficients (dyadic layout: "
+                 f"approximation top-left, levels outlined in cyan), {examples['game']} game", fontsize=8)
     save(fig, path)
 
 

@@ -57,7 +57,7 @@ from workflow.lib.data import textures
 from workflow.lib.data.base import Split
 from workflow.lib.models import robust
 from workflow.lib.models.preprocessing import ImagePreprocessing
-from workflow.lib.reporting.figures import save
+from workflow.lib.reporting.figures import fit_title, save
 from workflow.lib.reporting.tables import summarise
 from workflow.lib.training import adversarial
 
@@ -443,8 +443,8 @@ def figure(config: Config, table: pd.DataFrame, path: Path) -> None:
     rb = settings(config)
     names = transform.level_names(rb["wavelet"]["levels"])
     shown = list(dict.fromkeys(table["model"]))
-    fig = Figure(figsize=(5 * len(rb["methods"]), 3.4))
-    axes = fig.subplots(1, len(rb["methods"]), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(rb["methods"]) + 2.2, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(rb["methods"]), squeeze=False, sharey=True)
     width = 0.8 / len(shown)
     for ax, method in zip(axes[0], rb["methods"], strict=True):
         for k, model in enumerate(shown):
@@ -457,12 +457,16 @@ def figure(config: Config, table: pd.DataFrame, path: Path) -> None:
         rho = first["spearman_robust_coarse"]
         ax.set_xticks(np.arange(len(names)), ["level 1\n(finest)"] + [f"level {i}" for i in range(2, len(names))]
                       + ["approx."])
-        ax.set_ylabel("share of WAM importance")
-        ax.set_title(f"{config.methods[method].label}: Spearman(robust acc., coarse share) = "
-                     + (f"{rho:+.2f} ± {first['spearman_sd']:.2f} ({len(rb['seeds'])} seeds)"
-                        if math.isfinite(rho) else "n/a"), fontsize=8)
-        ax.legend(fontsize=6)
-    fig.tight_layout()
+        ax.set_ylabel("share of WAM importance (levels sum to 1)", fontsize=8)
+        fit_title(ax, f"{config.methods[method].label}: Spearman(robust acc., coarse share) = "
+                  + (f"{rho:+.2f} ± {first['spearman_sd']:.2f} ({len(rb['seeds'])} seeds)"
+                     if math.isfinite(rho) else "n/a"), fontsize=8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside right upper", fontsize=7, title="model (robust accuracy)",
+               title_fontsize=7)
+    fig.supxlabel("Bars: mean over the explained images of each image's mean share over the seeds; whiskers: "
+                  "bootstrap 95 % interval over the images.",
+                  fontsize=7)
     save(fig, path)
 
 

@@ -133,11 +133,14 @@ def degenerate_note(summary: pd.DataFrame) -> str:
             + "; ".join(named) + ".")
 
 
-def table1_markdown(t1: pd.DataFrame, caption: str) -> str:
+def table1_markdown(t1: pd.DataFrame, caption: str, note: str = "") -> str:
+    """Table 1's cells with the published value and the difference; under it ``caption``, the degenerate maps and
+    ``note`` (:func:`offline_note`: the warning that offline stand-ins are not comparable with the published
+    values)."""
     t1 = t1.assign(cell=t1.apply(
         lambda r: cell(r) + ("" if pd.isna(r["published"]) else f" (paper {r['published']:.3f}, "
                                                                f"{r['difference']:+.3f})"), axis=1))
-    return markdown(t1, "label", ["modality", "metric"]) + f"\n{caption} {degenerate_note(t1)}\n"
+    return markdown(t1, "label", ["modality", "metric"]) + f"\n{caption} {degenerate_note(t1)} {note}".rstrip() + "\n"
 
 
 def table1_wide(t1: pd.DataFrame) -> pd.DataFrame:
@@ -159,6 +162,27 @@ def table1_caption(config: Config, protocol: str, first_models: bool = True) -> 
     return (f"Table 1 under the `{protocol}` protocol: mean over the evaluated inputs [bootstrap 95 % CI], paper "
             f"AUC sum(p) / (max(p) len(p)); WAM scored on its wavelet coefficients (ranked raw in 1D, per band "
             f"in 2D and 3D, as the reference), baselines on pixels / log-mel bins / voxels. {shown}").strip()
+
+
+OFFLINE_NOTE = ("**Offline stand-ins: not comparable with the published values.** The {} data are offline "
+                "stand-ins (the configuration's `source: offline`), not the paper's ImageNet, ESC-50 and "
+                "AdrenalMNIST3D, and their models are not the paper's; the published values stand beside them for "
+                "reference only.")
+
+
+def offline_note(config: Config, datasets: list[str] | None = None) -> str:
+    """The warning a table gives when it shows published values beside scores of offline stand-in data (among
+    ``datasets``, default all); empty when none of them is offline.
+
+    >>> from workflow.lib.config import DatasetSpec
+    >>> class C:
+    ...     datasets = {"images": DatasetSpec("images", "images", "offline"), "a": DatasetSpec("a", "audio", "esc50")}
+    >>> offline_note(C()).split(".")[0], offline_note(C(), ["a"])
+    ('**Offline stand-ins: not comparable with the published values', '')
+    """
+    specs = [spec for key, spec in config.datasets.items() if datasets is None or key in datasets]
+    modalities = list(dict.fromkeys(spec.modality for spec in specs if spec.source == "offline"))
+    return OFFLINE_NOTE.format(", ".join(modalities)) if modalities else ""
 
 
 def latex_escape(text: str) -> str:
@@ -466,17 +490,19 @@ def write_tables(config: Config, score_files: list[Path], published_path: Path, 
 
     published = pd.read_csv(published_path, comment="#")
     t1 = table1(table1_scores(scores, config, protocol), config, published, resamples, seed)
-    write(t1, table1_markdown(t1, table1_caption(config, protocol)), tables, "table1")
+    note = offline_note(config)
+    write(t1, table1_markdown(t1, table1_caption(config, protocol), note), tables, "table1")
     files.write_csv(table1_wide(t1), tables / "table1_wide.csv")
     files.write_text(tables / "table1.tex", table1_latex(t1))
     other = other_protocol(protocol)
     t1 = table1(table1_scores(scores, config, other), config, published, resamples, seed)
-    write(t1, table1_markdown(t1, table1_caption(config, other)), tables, f"table1_{other}")
+    write(t1, table1_markdown(t1, table1_caption(config, other), note), tables, f"table1_{other}")
     every_model = table1_scores(scores, config, protocol, first_models=False)
     for (dataset, model), cells in every_model.groupby(["dataset", "model"], sort=True):
         t1 = table1(cells, config, published, resamples, seed)
         write(t1, table1_markdown(t1, table1_caption(config, protocol, first_models=False)
-                                  + f" Data set {dataset}, model {model}."), tables, f"table1_{dataset}_{model}")
+                                  + f" Data set {dataset}, model {model}.", offline_note(config, [dataset])),
+              tables, f"table1_{dataset}_{model}")
 
     for domain in ("pixel", "wavelet"):
         ranking = same_domain_ranking(config, domain)

@@ -109,3 +109,5 @@ def test_run_and_report_end_to_end(tmp_path):
         for path in stage.example_paths(out, k, ["wam_sg", "wam_ig"]).values():
             wave, rate = sf.read(str(path))
             assert rate == RATE and wave.shape == (SAMPLES,) and np.abs(wave).max() > 0.5
+        page = (out / "report" / f"audio_separation_clip{k}.html").read_text()  # the report's page of the clip
+        assert page.count("<audio controls") == page.count("<img ") == 8  # clean, distractor, 2 inputs, 4 rebuilds
