@@ -332,12 +332,13 @@ def table_markdown(table: pd.DataFrame, blocks: dict[tuple[str, str], list[str]]
                      f"(output first): {', '.join(order) or '-'}.")
         parts.append("")
         steps = group[(group["test"] == "cascading") & (group["measure"] == "spearman")]
+        names = steps["block"].where(steps["step"] > 0, "original")
         steps = steps.assign(row=steps["label"] + " (" + steps["domain"] + ")",
-                             column=steps.apply(lambda r: f"{int(r['step']):02d} {r['block']}", axis=1),
+                             column=steps["step"].map(lambda k: f"{int(k):02d}") + " " + names,
                              cell=steps["value"].map(lambda v: f"{v:.3f}"))
         if not steps.empty:
-            parts += ["Cascading randomisation, Spearman similarity to the original map after each step "
-                      "(00: the original model):", "", tables.markdown(steps, "row", ["column"])]
+            parts += ["Cascading randomisation, Spearman similarity to the original map after each step:", "",
+                      tables.markdown(steps, "row", ["column"])]
         parts += [_test_summary(group), ""]
     return "\n".join(parts)
 
@@ -383,7 +384,7 @@ def figure(table: pd.DataFrame, examples: list[dict], modality: str, path: Path)
                                                                              strict=True)],
                       rotation=60, fontsize=6, ha="right")
         ax.axhline(0, color="0.7", lw=0.5)
-        ax.set_ylim(-0.2, 1.05)
+        ax.set_ylim(min(-0.2, float(curves["value"].min()) - 0.05), 1.05)
         ax.set_ylabel("Spearman to the original map", fontsize=7)
         ax.set_title(f"{dataset} / {model}: cascading randomisation (output first)", fontsize=8)
         ax.legend(fontsize=5, ncol=2)
@@ -405,14 +406,20 @@ def figure(table: pd.DataFrame, examples: list[dict], modality: str, path: Path)
 def _show(ax, t: torch.Tensor, title: str) -> None:
     """An RGB image ``[3, H, W]``, a map ``[H, W]``, a volume's middle slice or a 1D signal, without ticks."""
     t = t.detach().float().cpu()
-    if t.dim() == 3 and t.shape[0] in (1, 3):
-        t = t[0] if t.shape[0] == 1 else ((t - t.min()) / (t.max() - t.min() + 1e-12)).permute(1, 2, 0)
-    if t.dim() == 3 and t.shape[-1] != 3:
+    if t.dim() == 4:  # a volume with its channel
+        t = t[0]
+    if t.dim() == 3 and t.shape[0] == 3:  # RGB, rescaled to [0, 1]
+        t = ((t - t.min()) / (t.max() - t.min() + 1e-12)).permute(1, 2, 0)
+    elif t.dim() == 3:  # a volume: its middle slice
         t = t[t.shape[0] // 2]
     if t.dim() == 1:
         ax.plot(t.numpy(), lw=0.3)
-    else:
-        ax.imshow(t.numpy(), cmap=None if t.dim() == 3 else "hot", aspect="auto")
+    elif t.dim() == 3:
+        ax.imshow(t.numpy())
+    else:  # a map: its colours clipped at its 99th percentile (Adebayo et al.'s display; a few peaks hide the rest)
+        top = float(torch.quantile(t.flatten()[:: max(1, t.numel() // 100_000)], 0.99))
+        wide = max(t.shape) > 3 * min(t.shape)  # a log-mel map: stretched
+        ax.imshow(t.numpy(), cmap="hot", vmin=0, vmax=top if top > 0 else None, aspect="auto" if wide else "equal")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=6)
