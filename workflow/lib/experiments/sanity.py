@@ -328,8 +328,9 @@ def table_markdown(table: pd.DataFrame, blocks: dict[tuple[str, str], list[str]]
         parts += [summary_line, ""]
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
         order = blocks.get((dataset, model), [])
+        data = "" if (group["test"] == "data").any() else " No data randomisation (pretrained: no training run)."
         parts.append(f"**{dataset} / {model}** ({group['modality'].iloc[0]}). Blocks, randomised in this order "
-                     f"(output first): {', '.join(order) or '-'}.")
+                     f"(output first): {', '.join(order) or '-'}.{data}")
         parts.append("")
         steps = group[(group["test"] == "cascading") & (group["measure"] == "spearman")]
         names = steps["block"].where(steps["step"] > 0, "original")
