@@ -9,7 +9,9 @@ For every (data set, model) and every method of ``metrics_extended.methods`` (ke
   ``road.percentages`` with noisy linear imputation (``road.stencil``: ``axes``, the 2 / 4 / 6 neighbours along the
   axes in 1D / 2D / 3D, or ``road``, Rong et al.'s 8 neighbours in 2D), on the inputs and model the scoring stage
   uses (:func:`workflow.lib.scoring.data_spaces`: images in [0, 1] normalised after imputation; audio as log-mel
-  bins in the pixel domain, the waveform's coefficients in the wavelet domain). ``road_morf`` (lower is better),
+  bins in the pixel domain, the waveform's coefficients in the wavelet domain), the sparse systems solved by
+  ``road.solver`` (``auto``: conjugate gradients on 2D and 3D grids, the factorisation on 1D ones; the same
+  imputation to 1e-10). ``road_morf`` (lower is better),
   ``road_lerf`` (higher) and ``road`` = LeRF - MoRF (higher), each as the ``paper`` and ``trapezoid`` AUC.
 - **Stability** (:mod:`metrics.stability`): Max- and Avg-Sensitivity (uniform noise in an L-inf ball of radius
   ``stability.radius[modality]`` on the model's input values, pixel domain, or on its wavelet coefficients;
@@ -112,14 +114,15 @@ def settings(config: Config) -> dict:
     if "metrics_extended" not in config:
         raise ValueError("metrics_extended: section missing from the configuration")
     spec = {"n_inputs": 4, "methods": list(config.methods), **config.section("metrics_extended")}
-    spec["road"] = {"percentages": [10, 30, 50, 70, 90], "noise": 0.01, "stencil": "axes", **spec.get("road", {})}
+    spec["road"] = {"percentages": [10, 30, 50, 70, 90], "noise": 0.01, "stencil": "axes", "solver": "auto",
+                    **spec.get("road", {})}
     spec["stability"] = {"samples": 4, "options": {}, **spec.get("stability", {})}
     unknown = [m for m in spec["methods"] if m not in config.methods]
     if unknown:
         raise ValueError(f"metrics_extended.methods: {unknown} are not keys of `methods` ({list(config.methods)})")
-    stray = sorted(set(spec["stability"]["options"]) - set(spec["methods"]))
+    stray = sorted(set(spec["stability"]["options"]) - set(config.methods))
     if stray:
-        raise ValueError(f"metrics_extended.stability.options: {stray} are not in metrics_extended.methods")
+        raise ValueError(f"metrics_extended.stability.options: {stray} are not keys of `methods`")
     missing = sorted({s.modality for s in config.datasets.values()} - set(spec["stability"].get("radius", {})))
     if missing:
         raise ValueError(f"metrics_extended.stability.radius: no radius for the modalities {missing}")

@@ -97,10 +97,9 @@ def settings(config: Config) -> dict:
         if unknown:
             raise ValueError(f"{key}: {unknown} are neither keys of `methods` nor registered baselines "
                              f"({sorted(known)})")
-    every = set(spec["methods"]).union(*spec["extra_methods"].values())
-    stray = sorted(set(spec["options"]) - every)
+    stray = sorted(set(spec["options"]) - known)
     if stray:
-        raise ValueError(f"sanity.options: {stray} are not methods of sanity.methods or sanity.extra_methods")
+        raise ValueError(f"sanity.options: {stray} are neither keys of `methods` nor registered baselines")
     return spec
 
 

@@ -181,7 +181,7 @@ def test_methods_and_options_are_checked_naming_the_key():
     bad = Config.from_dict({**CONFIG.raw, "sanity": {"methods": ["saliency", "nope"]}})
     with pytest.raises(ValueError, match=r"sanity.methods: \['nope'\]"):
         sanity.settings(bad)
-    bad = Config.from_dict({**CONFIG.raw, "sanity": {"methods": ["saliency"], "options": {"wam_sg": {}}}})
+    bad = Config.from_dict({**CONFIG.raw, "sanity": {"methods": ["saliency"], "options": {"wam_sgg": {}}}})
     with pytest.raises(ValueError, match="sanity.options"):
         sanity.settings(bad)
 
