@@ -302,12 +302,12 @@ def table1_rows(scores: pd.DataFrame, config: Config) -> pd.DataFrame:
 
 def long_scores(rows: pd.DataFrame, scores: pd.DataFrame, config: Config, methods: list[str]) -> pd.DataFrame:
     """Every per-sample score of the agreement: ``dataset, model, modality, method, metric, sample_id, value``,
-    ``metric`` named ``"<metric> (<domain>)"``; ROAD by its paper AUC; only ``methods`` and the (data set, model)
-    pairs of ``rows``."""
+    ``metric`` named ``"<metric> (<domain>)"``; ROAD by its paper AUC; only ``methods``, and Table 1's scores only
+    on the inputs of ``rows`` (every metric ranks the methods on the same inputs)."""
     new = rows[(rows["auc"] == "-") | (rows["auc"] == "paper")].drop(columns="auc")
-    pairs = set(zip(new["dataset"], new["model"], strict=True))
+    inputs = set(zip(new["dataset"], new["model"], new["sample_id"].astype(str), strict=True))
     old = table1_rows(scores, config)
-    old = old[[(d, m) in pairs for d, m in zip(old["dataset"], old["model"], strict=True)]]
+    old = old[[k in inputs for k in zip(old["dataset"], old["model"], old["sample_id"].astype(str), strict=True)]]
     both = pd.concat([old, new], ignore_index=True)
     both = both[both["method"].isin(methods)]
     both = both.assign(metric=both["metric"] + " (" + both["domain"] + ")",
@@ -385,18 +385,22 @@ def agreement_markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def seed_scores(config: Config, main: pd.DataFrame, replicate_paths: list[Path], methods: list[str]
-                ) -> pd.DataFrame | None:
+def seed_scores(config: Config, rows: pd.DataFrame, main: pd.DataFrame, replicate_paths: list[Path],
+                methods: list[str]) -> pd.DataFrame | None:
     """Table 1's per-sample scores per training seed (the main run's for ``training.seed``, the replicates' for the
-    others) in :func:`long_scores`' layout with a ``seed`` column; ``None`` without replicates."""
+    others) on the inputs of ``rows``, in :func:`long_scores`' layout with a ``seed`` column; ``None`` without
+    replicates."""
     if not replicate_paths:
         return None
-    parts = [long_scores(pd.DataFrame(columns=ROWS), main, config, methods).assign(
-        seed=config.section("training")["seed"])]
+
+    def table1_only(scores: pd.DataFrame, seed: int) -> pd.DataFrame:
+        both = long_scores(rows, scores, config, methods)
+        return both[both["metric"].str.split(" (", regex=False).str[0].isin(TABLE1)].assign(seed=seed)
+
+    parts = [table1_only(main, config.section("training")["seed"])]
     for path in replicate_paths:
         frame = pd.read_csv(path, keep_default_na=False)
-        replicate = long_scores(pd.DataFrame(columns=ROWS), frame.drop(columns="seed"), config, methods)
-        parts.append(replicate.assign(seed=int(frame["seed"].iloc[0])))
+        parts.append(table1_only(frame.drop(columns="seed"), int(frame["seed"].iloc[0])))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -416,7 +420,7 @@ def report(config: Config, rows_paths: list[Path], scores_path: Path, replicate_
     pairs = set(zip(rows["dataset"], rows["model"], strict=True))
     main = scores[[(d, m) in pairs for d, m in zip(scores["dataset"], scores["model"], strict=True)]]
     long = long_scores(rows, main, config, spec["methods"])
-    table = agreement(long, resamples, seed, seed_scores(config, main, replicate_paths, spec["methods"]))
+    table = agreement(long, resamples, seed, seed_scores(config, rows, main, replicate_paths, spec["methods"]))
     tables.write(table, agreement_markdown(table), out / "tables", "metric_agreement")
     written["metric_agreement"] = table
     for name in written:

@@ -177,3 +177,25 @@ def test_settings_name_the_key_of_what_the_schema_cannot_check():
     with pytest.raises(ValueError, match=r"metrics_extended.stability.radius: .*\['images'\]"):
         ext.settings(Config.from_dict({**RAW, "metrics_extended": {"methods": ["saliency"],
                                                                     "stability": {"radius": {"audio": 0.1}}}}))
+
+
+def test_seed_scores_are_table1s_of_every_seed_on_the_inputs_of_the_rows(tmp_path):
+    """The main run's scores for training.seed and a replicate file for seed 7; input s1 (not in the rows) and the
+    new metrics are left out, so the flip share compares the seeds' insertion on s0 alone: one flip in one pair."""
+    config = Config.from_dict({**RAW, "training": {"seed": 42}})
+    base = {"dataset": "img", "model": "tiny", "metric": "insertion", "domain": "pixel", "auc": "paper",
+            "protocol": "reference", "ranking": "-", "degenerate": False}
+
+    def scores(values):
+        return pd.DataFrame([{**base, "method": m, "sample_id": sid, "value": v}
+                             for (m, sid), v in values.items()])
+
+    main = scores({("saliency", "s0"): 0.9, ("gradcam", "s0"): 0.1, ("saliency", "s1"): 0.0, ("gradcam", "s1"): 5.0})
+    scores({("saliency", "s0"): 0.2, ("gradcam", "s0"): 0.3}).assign(seed=7).to_csv(tmp_path / "r.csv", index=False)
+    rows = pd.DataFrame([{"dataset": "img", "model": "tiny", "method": m, "metric": "sparseness", "domain": "pixel",
+                          "auc": "-", "sample_id": "s0", "value": 0.5} for m in ("saliency", "gradcam")])
+    seeds = ext.seed_scores(config, rows, main, [tmp_path / "r.csv"], ["saliency", "gradcam"])
+    assert sorted(seeds["seed"].unique()) == [7, 42] and set(seeds["metric"]) == {"insertion (pixel)"}
+    assert set(seeds["sample_id"]) == {"s0"}
+    table = ext.agreement(ext.long_scores(rows, main, config, ["saliency", "gradcam"]), 50, 0, seeds)
+    assert table.set_index(["measure", "metric"]).loc[("flip_seeds", "insertion (pixel)"), "value"] == 1.0
