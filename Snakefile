@@ -24,6 +24,8 @@ include: "workflow/rules/perturbation.smk"
 include: "workflow/rules/audio_separation.smk"
 include: "workflow/rules/seeds.smk"
 include: "workflow/rules/architectures.smk"
+include: "workflow/rules/sanity.smk"
+include: "workflow/rules/metrics_extended.smk"
 include: "workflow/rules/timings.smk"  # last: it waits for every target registered above
 
 

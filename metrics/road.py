@@ -27,9 +27,15 @@ authors' ``road_evaluation``):
   ``p / 100``; :func:`road` is ``AUC(LeRF) - AUC(MoRF)`` (higher: more faithful), as faithfulness is
   insertion - deletion.
 
-The sparse solves run on the CPU (SciPy's SuperLU, float64); the neighbour structure and a nested-dissection
-elimination order are built once per grid shape and reused by every input, percentage and channel. Everything
-else (ranking, noise, rebuild, model calls in chunks of ``batch_size``) stays on ``x``'s device.
+The sparse solves run on the CPU in float64: ``solver="direct"`` (default) factorises with SciPy's SuperLU, the
+neighbour structure and a nested-dissection elimination order built once per grid shape and reused by every
+input, percentage and channel; ``solver="cg"`` runs Jacobi-preconditioned conjugate gradients on the same
+(symmetric positive definite) system to a relative residual of 1e-10, which the factorisation's fill-in makes
+much faster on large 2D and 3D grids (a 28^3 volume with 90 % removed: 2.3 s direct, 0.16 s CG; 224^2: 0.93 s,
+0.25 s), and falls back to the direct solve if it does not converge; ``solver="auto"``: direct on 1D grids (a
+chain: no fill-in, while conjugate gradients need as many iterations as the longest hole is long), CG on 2D and
+3D grids. Everything else (ranking, noise, rebuild, model calls in chunks of ``batch_size``) stays on ``x``'s
+device.
 
 Example::
 
@@ -64,6 +70,8 @@ from metrics.registry import register
 from wam.utils import as_targets
 
 STENCILS = ("road", "axes")
+SOLVERS = ("direct", "cg", "auto")
+CG_RTOL = 1e-10  # relative residual of solver="cg"
 ORDERS = ("morf", "lerf")
 PERCENTAGES = tuple(range(1, 100, 2))  # quantus.ROAD's default
 NOISE = 0.01  # quantus.ROAD's and pytorch_grad_cam's NoisyLinearImputer default
@@ -170,11 +178,27 @@ def neighbours(grids: tuple[tuple[int, ...], ...], kind: str = "road") -> Neighb
 SOLVE_UNKNOWNS = 1 << 12
 
 
-def _fill(v: np.ndarray, removed: np.ndarray, nb: Neighbours) -> None:
+def _cg(a: sp.csc_matrix, b: np.ndarray) -> np.ndarray:
+    """``a^-1 b`` ``[m, C]`` by Jacobi-preconditioned conjugate gradients per column (``a`` symmetric positive
+    definite), to a relative residual of :data:`CG_RTOL`; the direct solve where it does not converge."""
+    from scipy.sparse.linalg import cg
+
+    a = a.tocsr()
+    jacobi = sp.diags(1.0 / a.diagonal())
+    out = []
+    for column in b.T:
+        u, info = cg(a, column, rtol=CG_RTOL, atol=0.0, M=jacobi, maxiter=10 * a.shape[0])
+        if info != 0:
+            return splu(a.tocsc()).solve(b)
+        out.append(u)
+    return np.stack(out, 1)
+
+
+def _fill(v: np.ndarray, removed: np.ndarray, nb: Neighbours, solver: str = "direct") -> None:
     """Replace the ``removed`` ``[R, N]`` entries of ``v`` ``[R, C, N]`` (in place) by their linear imputation.
 
     The rows' systems form one block-diagonal system (rows in turn, each in its elimination order), factorised
-    once and solved for the ``C`` channels at once.
+    once and solved for the ``C`` channels at once (``solver="cg"``: solved by :func:`_cg`).
     """
     rows, n = removed.shape
     n_grids = int(nb.grid[-1]) + 1
@@ -205,12 +229,15 @@ def _fill(v: np.ndarray, removed: np.ndarray, nb: Neighbours) -> None:
                        (np.concatenate([diag, owner[inner]]), np.concatenate([diag, col[inner]]))), shape=(m, m))
     known = w[~inner, None] * v[near_row[~inner], :, near[~inner]]  # [pairs, C]
     b = np.stack([np.bincount(owner[~inner], weights=known[:, c], minlength=m) for c in range(v.shape[1])], 1)
+    if solver == "cg":
+        v[r_idx, :, f_idx] = _cg(a, b)
+        return
     lu = splu(a, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     v[r_idx, :, f_idx] = lu.solve(b)
 
 
 def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence[int]],
-           stencil: str = "road") -> torch.Tensor:
+           stencil: str = "road", solver: str = "direct") -> torch.Tensor:
     """Linear imputation (noise-free) of the ``removed`` features.
 
     ``values`` ``[R, C, N]``: ``C`` channels of ``N`` features laid out as the cells of ``grids`` (shapes of
@@ -218,7 +245,8 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
     ``[R, N]`` bool. Each removed value becomes the weighted mean of its neighbours in its grid (``stencil``,
     see the module docstring), kept values fixed: one sparse system per row, one right-hand side per channel
     (rows are factorised together, up to ``SOLVE_UNKNOWNS`` unknowns at a time). A grid whose cells are all
-    removed is set to 0. Returns ``[R, C, N]`` on ``values``' device and dtype.
+    removed is set to 0. ``solver``: ``"direct"``, ``"cg"`` or ``"auto"`` (module docstring). Returns ``[R, C, N]`` on
+    ``values``' device and dtype.
 
     >>> ramp = torch.arange(6.0).view(1, 1, 6)                       # a linear function of the position
     >>> impute(ramp, torch.tensor([[False, True, True, False, True, False]]), [(6,)])
@@ -237,6 +265,8 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
         raise ValueError(f"removed: expected a bool tensor {(rows, total)}, "
                          f"got {getattr(removed, 'shape', removed)!r}")
     nb = neighbours(shapes, check_choice(stencil, STENCILS, "stencil"))
+    if check_choice(solver, SOLVERS, "solver") == "auto":
+        solver = "direct" if len(shapes[0]) == 1 else "cg"
     out = values.detach().to("cpu", torch.float64).numpy().copy()
     mask = removed.cpu().numpy()
     unknowns = np.cumsum(mask.sum(1))
@@ -244,7 +274,7 @@ def impute(values: torch.Tensor, removed: torch.Tensor, grids: Sequence[Sequence
     while start < rows:  # groups of rows with at most SOLVE_UNKNOWNS unknowns (at least one row)
         stop = max(start + 1, int(np.searchsorted(unknowns, unknowns[start] - mask[start].sum() + SOLVE_UNKNOWNS,
                                                   side="right")))
-        _fill(out[start:stop], mask[start:stop], nb)
+        _fill(out[start:stop], mask[start:stop], nb, solver)
         start = stop
     return torch.from_numpy(out).to(values.device, values.dtype)
 
@@ -277,6 +307,7 @@ def road_curve(
     percentages: Sequence[float] = PERCENTAGES,
     noise: float = NOISE,
     stencil: str = "road",
+    solver: str = "direct",
     wavelet: str = "haar",
     levels: int = 3,
     mode: str = "reflect",
@@ -295,7 +326,8 @@ def road_curve(
     layout (pixel: ``[B, *spatial]`` or ``[B, C, *spatial]``; wavelet: ptwt coefficients or a dyadic map).
     ``noise``: standard deviation of the Gaussian noise added to every imputed value, drawn from a
     ``torch.Generator`` on ``x``'s device seeded with ``seed``, one field per percentage shared by the inputs
-    (so an input's curve does not depend on its batch). ``tie_break`` / ``seed`` / ``swap_hv`` (ranking),
+    (so an input's curve does not depend on its batch). ``stencil``, ``solver``: :func:`impute`.
+    ``tie_break`` / ``seed`` / ``swap_hv`` (ranking),
     ``wavelet`` / ``levels`` / ``mode``, ``preprocess``, ``postprocess``, ``batch_size`` and ``score``: as
     :func:`metrics.perturbation.curve_scores`. Returns a :class:`metrics.curves.Curve` of kind ``order`` whose
     ``fractions`` are ``p / 100``.
@@ -307,6 +339,7 @@ def road_curve(
     if isinstance(noise, bool) or not isinstance(noise, Real) or not 0 <= noise < float("inf"):
         raise ValueError(f"noise: expected a finite number >= 0, got {noise!r}")
     check_choice(stencil, STENCILS, "stencil")
+    check_choice(solver, SOLVERS, "solver")
     problem = Problem.build(x, attribution, domain, wavelet=wavelet, levels=levels, mode=mode, tie_break=tie_break,
                             seed=seed, swap_hv=swap_hv)
     n, device, batch = problem.n_features, problem.x4.device, problem.x4.shape[0]
@@ -323,7 +356,7 @@ def road_curve(
         samples, point = rows // per, rows % per
         rank, count = problem.rank[samples], counts[point][:, None]
         removed = rank < count if order == "morf" else rank >= n - count
-        filled = impute(problem.values(samples), removed, problem.grids, stencil)
+        filled = impute(problem.values(samples), removed, problem.grids, stencil, solver)
         if field is not None:
             filled = filled + torch.where(removed.unsqueeze(1), field[point], 0.0)
         inputs = problem.assemble(samples, filled, whole=count[:, 0] == 0)

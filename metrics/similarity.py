@@ -13,6 +13,8 @@ per-band wavelet lists), both of the same layout:
   (:func:`metrics.maps.image`: wavelet bands dyadically tiled). 2D and 3D maps as they are; a 1D map ``[B, T]``
   as a ``1 x T`` image with the same 1D Gaussian window along ``T`` (sigma 1.5, 11 taps; one tap across).
   Every spatial axis must be at least 6 long (the window's reflection padding); a 1D map needs ``T >= 6``.
+  Computed with one 1D convolution per axis (torchmetrics' window is separable; its 3D window costs 1,331
+  multiply-adds per voxel, these 33), equal to torchmetrics' values to float rounding (tested).
 
 Quantus' Spearman (``correlation_spearman``) is this one. Its SSIM (``quantus.similarity_func.ssim``: skimage's 7-wide
 uniform window with sample covariance, the two maps' joint range) is applied by its MPRT and RandomLogit to the
@@ -98,16 +100,40 @@ def _unit_image(m: maps.Map, name: str) -> torch.Tensor:
     return unit(image)
 
 
-def _ssim(ua: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
-    """torchmetrics' SSIM ``[B]`` of two unit images ``[B, *spatial]`` (module docstring)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure  # slow import: here only
+def _window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """torchmetrics' Gaussian window ``[11]``: ``exp(-d^2 / (2 sigma^2))`` at ``d = -5 .. 5``, summing to 1."""
+    size = int(3.5 * SIGMA + 0.5) * 2 + 1
+    d = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-((d / SIGMA) ** 2) / 2)
+    return g / g.sum()
 
-    ua, ub = ua.unsqueeze(1), ub.unsqueeze(1)  # [B, 1, *spatial]
-    sigma: float | tuple[float, float] = SIGMA
-    if ua.dim() == 3:  # a 1 x T image; sigma 0.1 along the singleton axis gives a one-tap window there
-        ua, ub, sigma = ua.unsqueeze(2), ub.unsqueeze(2), (0.1, SIGMA)
-    return structural_similarity_index_measure(ua, ub, gaussian_kernel=True, sigma=sigma, data_range=1.0,
-                                               reduction="none").float()
+
+def _blur(v: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """``v`` ``[N, *spatial]`` (1 to 3 spatial dims) convolved with ``window`` along every spatial axis in turn,
+    reflection padded: torchmetrics' window is the outer product of this one, so the result is the same."""
+    ndim, pad = v.dim() - 1, (window.numel() - 1) // 2
+    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[ndim - 1]
+    out = v.unsqueeze(1)
+    for axis in range(ndim):
+        padding, shape = [0] * (2 * ndim), [1] * ndim
+        padding[2 * (ndim - 1 - axis)] = padding[2 * (ndim - 1 - axis) + 1] = pad  # F.pad lists the last axis first
+        shape[axis] = window.numel()
+        out = conv(torch.nn.functional.pad(out, padding, mode="reflect"), window.view(1, 1, *shape))
+    return out[:, 0]
+
+
+def _ssim(ua: torch.Tensor, ub: torch.Tensor) -> torch.Tensor:
+    """torchmetrics' SSIM ``[B]`` of two unit images ``[B, *spatial]`` (module docstring), computed with one 1D
+    Gaussian convolution per axis rather than torchmetrics' full 11^d window (3D: 33 taps per voxel, not 1,331;
+    equal to torchmetrics' to float rounding, tested)."""
+    batch = ua.shape[0]
+    window = _window(ua.dtype, ua.device)
+    mu_a, mu_b, aa, bb, ab = _blur(torch.cat([ua, ub, ua * ua, ub * ub, ua * ub]), window).split(batch)
+    c1, c2 = 0.01**2, 0.03**2  # (k1 data_range)^2, (k2 data_range)^2 with data_range 1
+    var_a, var_b = (aa - mu_a**2).clamp_min(0), (bb - mu_b**2).clamp_min(0)
+    cov = ab - mu_a * mu_b
+    s = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return s.flatten(1).mean(1).float()
 
 
 def check_measures(measures: Sequence[str]) -> tuple[str, ...]:

@@ -123,3 +123,26 @@ def test_no_parameter_gradients_and_flags_restored():
         baselines.get(name, model, **({"n_samples": 2} if name == "smoothgrad" else {}))(x, y)
         assert all(p.grad is None for p in model.parameters()), name
         assert [p.requires_grad for p in model.parameters()] == flags, name
+
+
+@pytest.mark.parametrize("rectifier", [torch.nn.ReLU, torch.nn.ReLU6])
+def test_guided_backprop_known_answer_through_relu_and_relu6(rectifier):
+    """x -> W1 -> rectifier -> W2 -> logits: Guided Backprop is ``W1^T [(0 < h < top) * relu(W2[y])]`` (ReLU6:
+    ``top`` 6, so a saturated unit passes nothing), and differs from the plain gradient. captum hooks ``nn.ReLU``
+    only; without the ReLU6 hook EfficientNet-Lite's Guided Backprop was its gradient."""
+    gen = torch.Generator().manual_seed(0)
+    w1, w2 = torch.randn(8, 6, generator=gen) * 3, torch.randn(3, 8, generator=gen)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 8, bias=False), rectifier(),
+                                torch.nn.Linear(8, 3, bias=False)).eval()
+    with torch.no_grad():
+        model[1].weight.copy_(w1)
+        model[3].weight.copy_(w2)
+    x, y = torch.randn(4, 1, 2, 3, generator=gen), torch.tensor([0, 1, 2, 0])
+    h = x.flatten(1) @ w1.T
+    top = 6.0 if rectifier is torch.nn.ReLU6 else float("inf")
+    assert rectifier is torch.nn.ReLU or bool((h > 6).any())  # the ReLU6 case saturates some units
+    passed = ((h > 0) & (h < top)).float() * w2[y].clamp_min(0)
+    expected = (passed @ w1).view_as(x)
+    a = baselines.get("guided_backprop", model)(x, y)
+    torch.testing.assert_close(a, expected)
+    assert not torch.allclose(a, _autograd(model, x, y))

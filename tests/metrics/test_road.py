@@ -311,3 +311,26 @@ def test_bench_examples_run_and_agree():
     assert doctest.testmod(bench).failed == 0
     with pytest.raises(ValueError, match="x"):
         bench.compare_road_with_quantus(OneChannelCNN(), torch.rand(1, 3, 8, 8), 0, torch.rand(1, 8, 8))
+
+
+@pytest.mark.parametrize("shape", [(40,), (24, 20), (10, 12, 9)])
+def test_conjugate_gradients_give_the_direct_imputation(shape):
+    """solver="cg" and "auto" (the same SPD system, relative residual 1e-10) against the factorisation, both
+    stencils, random and contiguous removals, several channels; a linear ramp stays exact."""
+    gen = torch.Generator().manual_seed(4)
+    n = int(np.prod(shape))
+    values = torch.rand(3, 2, n, generator=gen, dtype=torch.float64)
+    removed = torch.rand(3, n, generator=gen) < torch.tensor([[0.3], [0.9], [0.0]])
+    removed[2, n // 4: 3 * n // 4] = True  # one contiguous hole
+    for stencil in ("road", "axes"):
+        direct = impute(values, removed, [shape], stencil)
+        for solver in ("cg", "auto"):
+            torch.testing.assert_close(impute(values, removed, [shape], stencil, solver), direct, atol=1e-8, rtol=0)
+    ramp = torch.stack(torch.meshgrid(*[torch.arange(s, dtype=torch.float64) for s in shape], indexing="ij")).sum(0)
+    ramp = ramp.reshape(1, 1, n)
+    inner = torch.zeros(shape, dtype=torch.bool)
+    inner[tuple(slice(1, -1) for _ in shape)] = True  # a linear function is reproduced away from the border
+    hole = removed[1:2] & inner.reshape(1, n)
+    torch.testing.assert_close(impute(ramp, hole, [shape], "axes", solver="cg"), ramp, atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="solver"):
+        impute(values, removed, [shape], solver="lu")

@@ -73,6 +73,23 @@ def test_ssim_equals_independent_gaussian_ssim(shape):
     assert torch.allclose(similarity.ssim(a, -2 * a), torch.ones(shape[0], dtype=torch.float32), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(3, 50), (3, 20, 24), (2, 9, 12, 10)])
+def test_ssim_equals_torchmetrics(shape):
+    """The separable computation against torchmetrics' own (2D and 3D as they are, 1D as a 1 x T image with
+    sigma (0.1, 1.5): one tap across)."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    gen = _gen(3)
+    a, b = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
+    ua, ub = similarity.unit(a).unsqueeze(1), similarity.unit(b).unsqueeze(1)
+    sigma = similarity.SIGMA
+    if len(shape) == 2:
+        ua, ub, sigma = ua.unsqueeze(2), ub.unsqueeze(2), (0.1, similarity.SIGMA)
+    expected = structural_similarity_index_measure(ua, ub, gaussian_kernel=True, sigma=sigma, data_range=1.0,
+                                                   reduction="none")
+    torch.testing.assert_close(similarity.ssim(a, b), expected, atol=1e-6, rtol=0)
+
+
 def test_wavelet_maps_flatten_for_spearman_and_tile_for_ssim():
     gen = _gen(3)
     x = torch.rand(2, 3, 32, 32, generator=gen)

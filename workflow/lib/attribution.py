@@ -92,8 +92,11 @@ def project_to_wavelet_tiling(pixel: torch.Tensor, frontend: torch.nn.Module, x:
 
 
 def explain(config: Config, dataset: str, model: torch.nn.Module, method: str, x: torch.Tensor,
-            y: torch.Tensor) -> dict:
-    """Attributions of ``x`` for ``y`` by ``method`` in both domains (see the module docstring)."""
+            y: torch.Tensor, *, extras: bool = True) -> dict:
+    """Attributions of ``x`` for ``y`` by ``method`` in both domains (see the module docstring). ``extras=False``:
+    ``pixel``, ``wavelet`` and ``seconds`` only, without WAM's scales (undefined for an all-zero map, e.g. of a
+    randomised network) and the model calls of ``logit``, ``completeness`` and ``conservation`` (the sanity checks
+    explain many models)."""
     data_spec = config.datasets[dataset]
     modality, ndim = data_spec.modality, data_spec.ndim
     wavelet_cfg = config.section("wavelet")[modality]
@@ -112,13 +115,15 @@ def explain(config: Config, dataset: str, model: torch.nn.Module, method: str, x
         expl = explainer(x, y)
         net, inputs = model, x
         total = sum(g.flatten(1).sum(1) for g in transform.bands(expl.grads))
-        pixel, scales = expl.heatmap(), expl.scales(approx=True, normalize=False)
+        pixel = expl.heatmap()
         if audio:
             pixel = samples_to_frames(pixel.unsqueeze(1), hop, frames).expand(-1, mels, -1)
-            scales = samples_to_frames(scales, hop, frames)
         wavelet = [m.unsqueeze(1) for m in expl.band_maps(normalize=False)]
-        out.update(scales=scales, scale_shares=expl.scale_shares(),
-                   scale_shares_per_coefficient=expl.scale_shares(per_coefficient=True))
+        if extras:
+            scales = expl.scales(approx=True, normalize=False)
+            out.update(scales=samples_to_frames(scales, hop, frames) if audio else scales,
+                       scale_shares=expl.scale_shares(),
+                       scale_shares_per_coefficient=expl.scale_shares(per_coefficient=True))
     else:
         net, inputs = (model.classifier, model.frontend(x).detach()) if audio else (model, x)
         explainer = baselines.get(method, net, **{"batch_size": batch_size, **options})
@@ -131,6 +136,9 @@ def explain(config: Config, dataset: str, model: torch.nn.Module, method: str, x
         else:
             wavelet = wavelet_magnitudes(pixel, ndim, wavelet_cfg)
     seconds = time.perf_counter() - start
+    maps = {"pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet], "seconds": seconds}
+    if not extras:
+        return {**out, **maps}
     with torch.no_grad():
         logit = torch.cat([net(inputs[s]) for s in chunks(len(inputs), batch_size)]).gather(1, y[:, None])[:, 0]
     x0 = explainer.path_baseline(inputs)
@@ -138,8 +146,7 @@ def explain(config: Config, dataset: str, model: torch.nn.Module, method: str, x
         out["completeness"] = completeness(net, inputs, x0, y, total)
     if getattr(explainer, "name", None) == "lrp":
         out["conservation"] = {"relevance_sum": total.detach().cpu(), "logit": logit.cpu()}
-    return {**out, "pixel": pixel.detach().cpu(), "wavelet": [w.detach().cpu() for w in wavelet],
-            "logit": logit.cpu(), "seconds": seconds}
+    return {**out, **maps, "logit": logit.cpu()}
 
 
 @torch.no_grad()

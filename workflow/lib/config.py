@@ -29,7 +29,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -248,6 +248,25 @@ class Config:
     def experiment_model(self, experiment: str) -> str:
         """The model experiment ``experiment`` explains: its data set's first model."""
         return self.datasets[self.experiment_dataset(experiment)].models[0]
+
+    def with_methods(self, names: list[str], modality: str,
+                     overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
+        """This configuration with ``methods`` reduced to ``names`` (in that order), each with its options for
+        ``modality`` and ``overrides[name]`` over them (an experiment's cheaper settings); a name that is not a key of
+        ``methods`` is a registered baseline with its default options (e.g. the sanity checks' Guided Backprop).
+
+        >>> config = Config.from_dict({"methods": {"wam_sg": {"kind": "wam", "label": "WAM-SG",
+        ...     "options": {"n_samples": 25}, "per_modality": {"audio": {"noise": 0.001}}}}})
+        >>> small = config.with_methods(["wam_sg", "guided_backprop"], "audio", {"wam_sg": {"n_samples": 4}})
+        >>> small.methods["wam_sg"].options_for("audio"), small.methods["guided_backprop"].label
+        ({'n_samples': 4, 'noise': 0.001}, 'Guided Backprop')
+        """
+        specs = {}
+        for name in names:
+            own = self.methods.get(name) or MethodSpec(name, "baseline", name.replace("_", " ").title())
+            options = {**own.options_for(modality), **(overrides or {}).get(name, {})}
+            specs[name] = MethodSpec(name, own.kind, own.label, options, evaluation=own.evaluation)
+        return replace(self, methods=MappingProxyType(specs))
 
     def __contains__(self, name: str) -> bool:
         """Whether the configuration has a section ``name``."""
