@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian's chro
 def report_config(workdir: Path) -> tuple[dict, Path]:
     """The default configuration's methods, modalities and experiments at tiny sizes: ``ci.yaml`` with the default's
     ``methods`` (their labels and kinds; fewer samples and steps), data sets (a few inputs, the first model of each)
-    and wavelets, and each experiment of ``default.yaml`` shrunk to a few inputs and steps. Table 1 then has the
+    and wavelets, and each experiment of ``default.yaml`` (the sanity checks, the extended metrics and the
+    architectures included) shrunk to a few inputs and steps. Table 1 then has the
     default's nine rows and nine columns."""
     default = yaml.safe_load((ROOT / "workflow" / "config" / "default.yaml").read_text())
     methods = default["methods"]
@@ -54,8 +55,16 @@ def report_config(workdir: Path) -> tuple[dict, Path]:
                   "attack": {**default["robustness"]["attack"], "steps": 1},
                   "training": {**default["robustness"]["training"], "epochs": 1, "steps": 1, "replay": 1, "width": 4},
                   "models": {k: v for k, v in default["robustness"]["models"].items() if k in ("erm", "adv")}}
+    sanity = {**default["sanity"], "n_inputs": 1, "max_blocks": 2, "data_epochs": 1}
+    extended = {**default["metrics_extended"], "n_inputs": 1, "road": {**default["metrics_extended"]["road"],
+                                                                       "percentages": [50]},
+                "stability": {**default["metrics_extended"]["stability"], "samples": 1}}
+    architectures = {**default["architectures"], "n_inputs": 2, "methods": ["saliency", "wam_ig"],
+                     "training": {**default["architectures"]["training"], "epochs": 1},
+                     "models": {k: v for k, v in default["architectures"]["models"].items() if k in ("resnet", "vit")}}
     return write_config(workdir, methods=methods, datasets=datasets, seeds=[42], perturbation=perturbation,
-                        audio_separation=separation, robustness=robustness, wavelet=default["wavelet"])
+                        audio_separation=separation, robustness=robustness, wavelet=default["wavelet"], sanity=sanity,
+                        metrics_extended=extended, architectures=architectures)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +179,8 @@ def test_the_landing_links_are_distinct_table_1_first(report, driver):
         "('showResultInfo')).map(a => a.textContent)")  # the list of every table and figure
     assert links and links[0] == "table1", links[:3]
     assert len(links) == len(set(links)), sorted(links)
-    assert {"robustness_scales (table)", "robustness_scales (figure)"} <= set(links)
+    assert {"robustness_scales (table)", "robustness_scales (figure)", "randomisation (table)", "road (table)",
+            "metric_agreement (table)", "architectures (table)", "architectures (figure)"} <= set(links), sorted(links)
 
 
 def _result(driver, suffix: str) -> str:
