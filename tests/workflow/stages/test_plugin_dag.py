@@ -53,17 +53,19 @@ def snakemake(workdir: Path, config: Path, *args: str, ok: bool = True) -> str:
 
 
 def planned(log: str) -> list[dict]:
-    """The jobs of a dry run (``-n -p``): rule, wildcards, outputs and the stage command's arguments."""
+    """The jobs of a dry run (``-n -p``): rule, wildcards, inputs, outputs and the stage command's arguments."""
     jobs: list[dict] = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", log):
         rule = re.match(r"(?:local)?rule (\w+):", block)
         if rule is None:
             continue
+        inputs = re.search(r"^\s+input: (.*)$", block, flags=re.M)
         outputs = re.search(r"^\s+output: (.*)$", block, flags=re.M)
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
         command = re.search(r"-m workflow\.scripts\.([\w.]+ .*?)(?: 2>| >| \|)", block)
         jobs.append({"rule": rule.group(1),
                      "wildcards": dict(w.split("=", 1) for w in wildcards.group(1).split(", ")) if wildcards else {},
+                     "inputs": inputs.group(1).split(", ") if inputs else [],
                      "outputs": outputs.group(1).split(", ") if outputs else [],
                      "command": command.group(1) if command else None})
     return jobs
@@ -94,7 +96,14 @@ def finished(tmp_path_factory):
     write(workdir / "workflow" / "__init__.py", "")
     snakemake(workdir, config_file)
     assert "Nothing to be done" in snakemake(workdir, config_file, "-n")
-    return workdir, config, {j["rule"] for j in jobs}
+    return workdir, config, jobs
+
+
+def report_pages_of(jobs: list[dict], rules: set[str]) -> int:
+    """How many report table pages (rule ``report_table``) of the base run read an output of one of ``rules``:
+    those a rerun of these rules renders again."""
+    written = {path for job in jobs if job["rule"] in rules for path in job["outputs"]}
+    return sum(job["rule"] == "report_table" and bool(written & set(job["inputs"])) for job in jobs)
 
 
 def pairs(config: dict) -> list[tuple[str, str]]:
@@ -103,13 +112,14 @@ def pairs(config: dict) -> list[tuple[str, str]]:
 
 def test_the_base_run_has_every_rule(finished):
     """Every rule that could take the whole ``methods`` section is in the DAG the tests below change."""
-    _, _, rules = finished
+    _, _, jobs = finished
+    rules = {j["rule"] for j in jobs}
     assert {"explain", "score", "tables", "figures", "seed_train", "seed_replicate", "seed_spread",
             "audio_separation_run", "robustness_evaluate", "perturbation_masks", "speed", "timings"} <= rules
 
 
 def test_adding_a_plugin_method_plans_only_its_jobs_the_tables_figures_and_timings(finished, tmp_path):
-    workdir, config, _ = finished
+    workdir, config, base = finished
     write(workdir / "gxi.py", GRADIENT_X_INPUT.format(name="gradient_x_input"))
     changed = tmp_path / "plugin.yaml"
     changed.write_text(yaml.safe_dump({**config, "plugins": ["gxi.py"]}))
@@ -117,8 +127,9 @@ def test_adding_a_plugin_method_plans_only_its_jobs_the_tables_figures_and_timin
     print(log[log.index("Job stats"):])  # the listing (pytest -s shows it)
     jobs = planned(log)
     trained = [(d, m) for d, m in pairs(config) if m != "efficientnet_lite0"]  # pretrained: no seed replicate
+    rerun = ["tables", "seed_spread", "timings"]
     expected = (["explain", "score", "figures"] * len(pairs(config)) + ["seed_replicate"] * len(trained)
-                + ["tables", "seed_spread", "timings", "all"])
+                + [*rerun, "all"] + ["report_table"] * report_pages_of(base, set(rerun)))
     assert Counter(j["rule"] for j in jobs) == Counter(expected)
     for job in jobs:
         if job["rule"] in ("explain", "score", "seed_replicate"):
@@ -127,7 +138,7 @@ def test_adding_a_plugin_method_plans_only_its_jobs_the_tables_figures_and_timin
 
 
 def test_adding_a_plugin_metric_rescores_without_explaining_training_or_experiments(finished, tmp_path):
-    workdir, config, _ = finished
+    workdir, config, base = finished
     write(workdir / "wb_dag_metric.py", METRIC)
     evaluation = {**config["evaluation"], "metrics": ["faithfulness_of_spectra", "input_fidelity", "wb_dag_metric"]}
     changed = tmp_path / "metric.yaml"
@@ -136,7 +147,8 @@ def test_adding_a_plugin_metric_rescores_without_explaining_training_or_experime
     rules = Counter(j["rule"] for j in jobs)
     n_methods, n_trained = len(config["methods"]), len(pairs(config)) - 1
     assert rules == Counter({"score": len(pairs(config)) * n_methods, "seed_replicate": n_trained * n_methods,
-                             "figures": len(pairs(config)), "tables": 1, "seed_spread": 1, "timings": 1, "all": 1})
+                             "figures": len(pairs(config)), "tables": 1, "seed_spread": 1, "timings": 1, "all": 1,
+                             "report_table": report_pages_of(base, {"tables", "seed_spread", "timings"})})
 
 
 def test_a_missing_plugin_module_stops_the_run_naming_it(finished, tmp_path):
