@@ -18,10 +18,16 @@ or a wavelet per-band list / ptwt structure; channels are summed (:func:`metrics
 
 Re-initialisation: a *block* is a submodule named by its dotted path (``"head"``, ``"layer4.1"``); re-initialising
 it calls ``reset_parameters()`` of every submodule that has one (each layer's own initialiser; buffers such as
-batch-norm statistics are reset with them), in ``module.modules()`` order, with the CPU generator (and the CUDA
-generators of the block's devices) seeded by the block's seed inside ``torch.random.fork_rng()``: the caller's
-random state is untouched. The seed of block ``k`` is derived from ``(seed, k)`` (:func:`derive_seed`), or given
-per block. Every check works on a deep copy: the caller's model is never modified.
+batch-norm statistics are reset with them), in ``module.modules()`` order, then permutes the values of every
+parameter that no initialiser owns (:func:`unowned_parameters`: a ViT's class token and position embeddings, a
+ConvNeXt's layer scales; a permutation keeps their distribution and removes what training put where), with the
+CPU generator (and the CUDA generators of the block's devices) seeded by the block's seed inside
+``torch.random.fork_rng()``: the caller's random state is untouched. When the blocks hold every layer that has an
+initialiser (the default blocks do), the unowned parameters outside every block (a timm ViT's ``cls_token`` and
+``pos_embed`` sit on the model itself) are permuted with the last, input-side block, so that the full cascade
+leaves no trained parameter; blocks that leave layers out leave those parameters untouched too. The seed of block
+``k`` is derived from ``(seed, k)`` (:func:`derive_seed`), or given per block. Every check works on a deep copy:
+the caller's model is never modified.
 
 Example::
 
@@ -87,6 +93,23 @@ def resettable(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if callable(getattr(m, "reset_parameters", None))]
 
 
+def unowned_parameters(module: nn.Module, outside: Sequence[nn.Module] = ()) -> list[nn.Parameter]:
+    """The parameters of ``module`` that no ``reset_parameters()`` re-draws: those held directly by a submodule
+    without one (itself included), except inside the submodules ``outside``, in ``named_parameters()`` order.
+
+    >>> from torch import nn
+    >>> class Tokens(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.cls_token, self.head = nn.Parameter(torch.zeros(1, 4)), nn.Linear(4, 2)
+    >>> [tuple(p.shape) for p in unowned_parameters(Tokens())]
+    [(1, 4)]
+    """
+    skipped = {id(m) for block in outside for m in block.modules()}
+    return [p for m in module.modules() if id(m) not in skipped and not callable(getattr(m, "reset_parameters", None))
+            for p in m.parameters(recurse=False)]
+
+
 def default_blocks(model: nn.Module) -> list[str]:
     """The model's top-level children that hold re-initialisable layers, output side first.
 
@@ -125,15 +148,19 @@ def _seeded(seed: int, module: nn.Module) -> Iterator[None]:
         yield
 
 
-def reinitialise(module: nn.Module, seed: int) -> None:
+def reinitialise(module: nn.Module, seed: int, also: Sequence[nn.Parameter] = ()) -> None:
     """Re-draw ``module``'s parameters in place with each layer's own initialiser (``reset_parameters()`` of every
-    submodule that has one), seeded with ``seed``; the caller's random state is untouched."""
+    submodule that has one) and permute the values of its :func:`unowned_parameters` and of ``also``, seeded with
+    ``seed``; the caller's random state is untouched."""
     layers = resettable(module)
     if not layers:
         raise ValueError(f"blocks: {type(module).__name__} has no submodule with reset_parameters()")
     with _seeded(seed, module), torch.no_grad():
         for layer in layers:
             layer.reset_parameters()
+        for parameter in [*unowned_parameters(module), *also]:
+            order = torch.randperm(parameter.numel(), device=parameter.device)
+            parameter.copy_(parameter.flatten()[order].view_as(parameter))
 
 
 def _plan(model: nn.Module, blocks: Sequence[str] | None, seed: int | Sequence[int]) -> tuple[list[str], list[int]]:
@@ -172,11 +199,17 @@ def randomised_models(model: nn.Module, blocks: Sequence[str] | None = None, see
     check_choice(order, ORDERS, "order")
     names, seeds = _plan(model, blocks, seed)
     randomised = copy.deepcopy(model)
+    # blocks that hold every initialised layer: the unowned parameters outside them go with the input-side block
+    chosen = [randomised.get_submodule(name) for name in names]
+    inside = {id(m) for block in chosen for m in block.modules()}
+    whole = all(id(layer) in inside for layer in resettable(randomised))
+    outside = unowned_parameters(randomised, chosen) if whole else []
     for k, name in enumerate(names):
         if order == "independent" and k:
             previous = names[k - 1]
             randomised.get_submodule(previous).load_state_dict(model.get_submodule(previous).state_dict())
-        reinitialise(randomised.get_submodule(name), seeds[k])
+        # the outside parameters are re-drawn at the last step only: no later step restores them
+        reinitialise(randomised.get_submodule(name), seeds[k], outside if k == len(names) - 1 else ())
         yield randomised
 
 
@@ -251,8 +284,18 @@ def emprt(model: nn.Module, x: torch.Tensor, y: Targets, explain: Explain, *,
     x4, _ = as_batch(x)
     targets = as_targets(y, x4.shape[0], x4.device)
     random_model = randomise(model, blocks, seed)
-    before = entropy(_map(explain, model, x, targets))
-    after = entropy(_map(explain, random_model, x, targets))
+    return entropy_ratio(_map(explain, model, x, targets), _map(explain, random_model, x, targets))
+
+
+def entropy_ratio(original: maps.Map, randomised: maps.Map) -> torch.Tensor:
+    """eMPRT's ratio ``[B]`` (float32) of two maps of the same inputs: ``H(randomised) / H(original)``, ``H`` the
+    entropy of ``|map| / sum |map|``; ``inf`` where only the original has a single non-zero value (``H = 0``), 1
+    where both have.
+
+    >>> entropy_ratio(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), torch.tensor([[1.0, 1.0], [0.0, 2.0]]))
+    tensor([inf, 1.])
+    """
+    before, after = entropy(original), entropy(randomised)
     safe = torch.where(before > 0, before, torch.ones_like(before))
     limit = torch.where(after > 0, torch.full_like(after, float("inf")), torch.ones_like(after))
     return torch.where(before > 0, after / safe, limit).float()

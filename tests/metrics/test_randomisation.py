@@ -189,6 +189,30 @@ def test_reinitialise_uses_each_layers_own_initialiser_seeded():
     assert torch.equal(model[1].running_mean, torch.zeros(4)) and torch.equal(model[1].weight, torch.ones(4))
 
 
+def test_the_full_cascade_leaves_no_trained_parameter_of_a_vision_transformer():
+    """A timm ViT's class token and position embeddings have no initialiser and sit on the model, outside every
+    default block: the full cascade permutes them (same values, other places); every parameter moves. Blocks that
+    leave layers out leave them alone."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(img_size=8, patch_size=4, in_chans=1, num_classes=3, embed_dim=8, depth=1, num_heads=2)
+    with torch.no_grad():  # "trained": no parameter at its initial value
+        for parameter in vit.parameters():
+            parameter.add_(torch.randn_like(parameter))
+    full = randomise(vit, seed=1)
+    for (name, before), after in zip(vit.named_parameters(), full.parameters(), strict=True):
+        assert not torch.equal(before, after), name
+    for name in ("cls_token", "pos_embed"):
+        before, after = getattr(vit, name), getattr(full, name)
+        assert torch.equal(before.flatten().sort().values, after.flatten().sort().values), name  # permuted
+    head_only = randomise(vit, blocks=["head"], seed=1)
+    assert torch.equal(head_only.cls_token, vit.cls_token) and torch.equal(head_only.pos_embed, vit.pos_embed)
+    independent = list(copy.deepcopy(m.state_dict()) for m in randomised_models(vit, seed=1, order="independent"))
+    assert torch.equal(independent[0]["cls_token"], vit.cls_token)  # only the input-side step takes them
+    assert torch.equal(independent[-1]["cls_token"], full.cls_token)
+
+
 def test_steps_are_seeded_per_block_and_leave_the_caller_alone(image_model):
     original = copy.deepcopy(image_model.state_dict())
     state = torch.get_rng_state()

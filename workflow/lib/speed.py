@@ -72,7 +72,8 @@ def metric_rows(device: torch.device, scale: str, repeats: int) -> list[dict]:
 
 def _pair(name: str, variant: str, device: torch.device, r: dict, floor_key: str, diff_key: str) -> list[dict]:
     """The ``-vs-floor`` and ``-vs-quantus`` rows of one timing dict of :mod:`metrics.bench`."""
-    variant = f"{variant} max|diff|={r[diff_key]:.1e}"
+    label = {"max_abs_diff": "max|diff|", "max_rel_diff": "max|diff|/|quantus|"}[diff_key]
+    variant = f"{variant} {label}={r[diff_key]:.1e}"
     return [bench.ratio_row(f"metric-{name}-vs-floor", variant, device, r["seconds"], r[floor_key]),
             bench.ratio_row(f"metric-{name}-vs-quantus", variant, device, r["quantus_seconds"], r["seconds"])]
 

@@ -388,8 +388,8 @@ def agreement_markdown(table: pd.DataFrame) -> str:
 def seed_scores(config: Config, rows: pd.DataFrame, main: pd.DataFrame, replicate_paths: list[Path],
                 methods: list[str]) -> pd.DataFrame | None:
     """Table 1's per-sample scores per training seed (the main run's for ``training.seed``, the replicates' for the
-    others: files with a ``seed`` column, one per (seed, data set, model, method) or fewer) on the inputs of ``rows``, in :func:`long_scores`' layout with a ``seed`` column; ``None`` without
-    replicates."""
+    others: files with a ``seed`` column, one per (seed, data set, model, method) or fewer) on the inputs of
+    ``rows``, in :func:`long_scores`' layout with a ``seed`` column; ``None`` without replicates."""
     if not replicate_paths:
         return None
 

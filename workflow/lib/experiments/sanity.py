@@ -59,8 +59,7 @@ from tqdm.auto import tqdm
 
 import baselines
 from metrics import maps as metric_maps
-from metrics.complexity import entropy
-from metrics.randomisation import ORDERS, default_blocks, other_classes, randomised_models, resettable
+from metrics.randomisation import ORDERS, default_blocks, entropy_ratio, other_classes, randomised_models, resettable
 from metrics.similarity import SIMILARITIES, Reference
 from wam.utils import pick_device
 from workflow.lib import attribution, files, plugins, training
@@ -221,8 +220,7 @@ def randomisation_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                 shown.append(maps["pixel"][0])
         if order == "cascading":  # the last step is the fully randomised model: eMPRT
             for d in DOMAINS:
-                ratio = entropy(maps[d]) / entropy(original[d])
-                add("emprt", len(blocks), "all", d, {"entropy_ratio": ratio})
+                add("emprt", len(blocks), "all", d, {"entropy_ratio": entropy_ratio(original[d], maps[d])})
     if "random_logit" in tests:
         other = other_classes(y, n_classes, seed, sample_ids=positions or list(range(len(ids))))
         both = explain(model, torch.cat([x, x]), torch.cat([y, other.to(y.device)]))
