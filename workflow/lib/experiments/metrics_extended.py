@@ -93,7 +93,11 @@ CAPTIONS = {
     "stability": "Stability under small input noise: Max- and Avg-Sensitivity (Yeh et al., 2019: ||a(x) - "
                  "a(x + d)|| / ||a(x)||, maximum and mean over the draws) and Relative Input Stability (Agarwal et "
                  "al., 2022), mean over the inputs [bootstrap 95 % CI]. Lower is better (more stable). The noise "
-                 "is added to the input values (pixel) or to its wavelet coefficients (wavelet).",
+                 "is added to the input values (pixel) or to its wavelet coefficients (wavelet). RIS divides by "
+                 "every map value and every input value (zeros replaced by 1e-6, as Quantus): a map with values at "
+                 "or near 0 can reach 1e+11, and the many near-zero wavelet coefficients of an input make its "
+                 "wavelet-domain denominator huge and RIS tiny. Read RIS as an order of magnitude, "
+                 "within one column.",
     "complexity": "Conciseness of the maps: Sparseness (Gini index of |map|; higher is sparser) and Complexity "
                   "(entropy of |map| / sum |map|; lower is simpler), mean over the inputs [bootstrap 95 % CI]. "
                   "Good: high Sparseness, low Complexity (a concise map); neither says whether the map is right.",
@@ -282,7 +286,8 @@ def metric_markdown(table: pd.DataFrame, caption: str) -> str:
     for (dataset, model), group in table.groupby(["dataset", "model"], sort=False):
         columns = ["metric", "domain"] + (["auc"] if (group["auc"] != "-").any() else [])
         parts += [f"**{dataset} / {model}** ({group['modality'].iloc[0]})", "",
-                  tables.markdown(group.assign(cell=group.apply(tables.cell, axis=1)), "label", columns)]
+                  tables.markdown(group.assign(cell=group.apply(tables.cell, axis=1, wide_range=True)), "label",
+                                  columns)]
     return "\n".join(parts)
 
 

@@ -64,7 +64,20 @@ def summarise(scores: pd.DataFrame, by: list[str], resamples: int, seed: int) ->
     return pd.DataFrame(rows, columns=[*by, "n", "mean", "ci_low", "ci_high"] + (["degenerate"] if flagged else []))
 
 
-def cell(row: pd.Series) -> str:
+def number(value: float) -> str:
+    """Three decimals where they show the value (0, or ``1e-3 <= |value| < 1e4``), else three significant digits in
+    scientific notation, so that a tiny or huge value never reads as ``0.000`` or a long string of digits.
+
+    >>> number(0.12345), number(0.0), number(3.2e-7), number(5.7e11)
+    ('0.123', '0.000', '3.20e-07', '5.70e+11')
+    """
+    return f"{value:.3f}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+
+
+def cell(row: pd.Series, wide_range: bool = False) -> str:
+    """``mean [ci_low, ci_high]`` with three decimals, or each by :func:`number` when ``wide_range``."""
+    if wide_range:
+        return f"{number(row['mean'])} [{number(row['ci_low'])}, {number(row['ci_high'])}]"
     return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
 

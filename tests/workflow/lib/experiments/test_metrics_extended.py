@@ -108,6 +108,8 @@ def test_the_tables_are_means_of_the_per_input_rows():
     md = ext.metric_markdown(table, ext.CAPTIONS["road"])
     assert md.startswith("ROAD (Rong et al., 2022)") and "Good: a low MoRF AUC" in md
     assert "| Saliency | 0.200 [" in md
+    tiny = table.assign(mean=table["mean"] * 1e-6, ci_low=table["ci_low"] * 1e-6, ci_high=table["ci_high"] * 1e-6)
+    assert "| Saliency | 2.00e-07 [" in ext.metric_markdown(tiny, ext.CAPTIONS["road"])  # never read as 0.000
 
 
 def _long(values: dict[str, dict[str, list[float]]]) -> pd.DataFrame:
