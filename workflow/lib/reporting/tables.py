@@ -76,9 +76,8 @@ def number(value: float) -> str:
 
 def cell(row: pd.Series, wide_range: bool = False) -> str:
     """``mean [ci_low, ci_high]`` with three decimals, or each by :func:`number` when ``wide_range``."""
-    if wide_range:
-        return f"{number(row['mean'])} [{number(row['ci_low'])}, {number(row['ci_high'])}]"
-    return f"{row['mean']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+    show = number if wide_range else "{:.3f}".format
+    return f"{show(row['mean'])} [{show(row['ci_low'])}, {show(row['ci_high'])}]"
 
 
 def _column_order(column) -> tuple:
