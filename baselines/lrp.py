@@ -29,8 +29,8 @@ classifier's bias; zennit's ``EpsilonPlusFlat`` keeps 0.0003 to 0.0008 there: a 
 takes its share of each z+ denominator, and 70 % of the positive outputs of the last depthwise convolution have
 no positive contribution at all, 24 % of its 3x3 kernels having no positive weight). On a transformer every
 dense layer and layer norm has a bias, the class token and position embedding are constants, and the attention
-rule decides the rest: conservative propagation (``"vit"``) conserves, AttnLRP's softmax rule does not
-(:mod:`baselines.attnlrp`).
+rule decides the rest: conservative propagation (``"attnlrp"``, ``"vit"``) conserves, AttnLRP's softmax rule
+(``"attnlrp_softmax"``) does not (:mod:`baselines.attnlrp`).
 
 Canonizers (``canonizer=``) per model family; ``"auto"`` (default) takes the family's own
 (:func:`architecture`, :func:`auto_canonizer`). What was used is kept on the explainer (``family``,
@@ -45,12 +45,14 @@ Canonizers (``canonizer=``) per model family; ``"auto"`` (default) takes the fam
   :class:`ResidualSum`, layer norms (``LayerNorm2d`` included) with their scale held constant
   (:class:`ConstantScaleLayerNorm`); the depthwise 7x7 convolutions get the composite's convolution rule;
 - transformers (monai ``SABlock``, timm ViT / DeiT ``Attention``, Swin ``WindowAttention``): ``"attnlrp"``
-  (:mod:`baselines.attnlrp`: AttnLRP, Achtibat et al., 2024, with lxt's rules; ``"auto"``'s choice when lxt is
-  installed) or ``"vit"`` (conservative propagation, CP-LRP, Ali et al., 2022, written here: the attention
-  weights and each layer norm's scale held constant, :class:`ConstantAttention`,
-  :class:`ConstantScaleLayerNorm`, so that the attention product and the layer norm are linear maps of their
-  input that the Norm rule splits; ``"auto"``'s choice without lxt). Both: :class:`ResidualSum` on the blocks,
-  timm's layer scales Pass, ``F.scaled_dot_product_attention`` computed as its steps;
+  (:mod:`baselines.attnlrp`: AttnLRP, Achtibat et al., 2024, as lxt configures it for vision transformers:
+  lxt's layer norm rule, conservative propagation in the attention; ``"auto"``'s choice when lxt is installed),
+  ``"attnlrp_softmax"`` (AttnLRP's softmax and product rules in the attention too) or ``"vit"`` (conservative
+  propagation, CP-LRP, Ali et al., 2022, written here: the attention weights and each layer norm's scale held
+  constant, :class:`ConstantAttention`, :class:`ConstantScaleLayerNorm`, so that the attention product and the
+  layer norm are linear maps of their input that the Norm rule splits; ``"auto"``'s choice without lxt; the
+  same relevance as ``"attnlrp"``). All three: :class:`ResidualSum` on the blocks, timm's layer scales Pass,
+  ``F.scaled_dot_product_attention`` computed as its steps;
 - ``"sequential"`` (anything else): batch norms merged (zennit's ``SequentialMergeBatchNorm``, made exact);
 - ``"none"``; or a list of zennit ``Canonizer`` instances (``canonizer_name`` ``"custom"``).
 
@@ -90,7 +92,7 @@ from baselines.registry import register
 from wam.utils import as_targets
 
 COMPOSITES = ("epsilon_plus_flat_conserving", "epsilon_plus_flat", "epsilon_gamma_box", "epsilon")
-CANONIZERS = ("auto", "resnet", "efficientnet", "convnext", "attnlrp", "vit", "sequential", "none")
+CANONIZERS = ("auto", "resnet", "efficientnet", "convnext", "attnlrp", "attnlrp_softmax", "vit", "sequential", "none")
 
 # Autograd operations outside every ruled layer whose gradient is a correct relevance flow: they move, copy,
 # select or route values (a max routes to the maximum; a ReLU's mask only zeroes relevance that the rule above
@@ -581,12 +583,12 @@ class CanonizedLayerNorm(metaclass=_ConstantScaleMeta):
 
 def named_canonizers(name: str) -> list[Canonizer]:
     """The canonizers of one of :data:`CANONIZERS` but ``"auto"`` (fresh instances)."""
-    if name == "attnlrp":
+    if name in ("attnlrp", "attnlrp_softmax"):
         try:
-            from baselines.attnlrp import attnlrp_canonizers
+            from baselines import attnlrp
         except ImportError as error:
-            raise ValueError(f"canonizer: 'attnlrp' needs lxt 2.1 (pip install --no-deps lxt==2.1): {error}") from error
-        return attnlrp_canonizers()
+            raise ValueError(f"canonizer: {name!r} needs lxt 2.1 (pip install --no-deps lxt==2.1): {error}") from error
+        return attnlrp.attnlrp_canonizers() if name == "attnlrp" else attnlrp.attnlrp_softmax_canonizers()
     return {
         "resnet": lambda: [CompositeCanonizer((MergeBatchNorm(), ResNetBottleneckCanonizer(),
                                                ResNetBasicBlockCanonizer(), ResidualSum(), ConstantGate()))],
@@ -619,7 +621,8 @@ def architecture(model: nn.Module) -> str:
 
 def auto_canonizer(family: str) -> str:
     """``canonizer="auto"``'s choice for a model of ``family`` (:func:`architecture`): the family's own set;
-    for transformers ``"attnlrp"`` (AttnLRP, through lxt) when lxt is installed, else ``"vit"`` (CP-LRP).
+    for transformers ``"attnlrp"`` (lxt's AttnLRP configuration for vision transformers) when lxt is installed,
+    else ``"vit"`` (the same rules written here).
 
     Example::
 

@@ -496,7 +496,8 @@ def caption(config: Config, table: pd.DataFrame) -> str:
             f"by their mean, so the gap's interval does not account for that choice. "
             + (f"Degenerate (constant) maps, kept in the means: {'; '.join(named)}." if named else
                "No map is degenerate (constant).")
-            + " LRP's canonizer per architecture is in the conservation table (attnlrp: AttnLRP through lxt).")
+            + " LRP's canonizer per architecture is in the conservation table (attnlrp: AttnLRP as lxt configures it "
+              "for vision transformers, conservative propagation in the attention).")
 
 
 # ----------------------------------------------------------------------------- figure
