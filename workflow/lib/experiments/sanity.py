@@ -145,7 +145,8 @@ def shuffled_labels(y: torch.Tensor, seed: int) -> torch.Tensor:
 
 def train_shuffled(config: Config, dataset: str, model_name: str, out: Path) -> dict:
     """Train ``model_name`` on ``dataset`` as the ``train`` stage does (its ``training`` settings; epochs
-    ``sanity.data_epochs`` when set) on shuffled training and validation labels (seeded by the training seed);
+    ``sanity.data_epochs`` when set) on shuffled training and validation labels (the permutation and the initial
+    weights seeded by the training seed, so that a rerun gives the same weights);
     the test split keeps its true labels, so its accuracy is chance. Writes ``out/model.pt`` and
     ``out/metrics.json``; returns the metrics."""
     spec = config.datasets[dataset]
@@ -156,8 +157,8 @@ def train_shuffled(config: Config, dataset: str, model_name: str, out: Path) -> 
     train_split, val_split = (load(spec, s, config.resources) for s in ("train", "val"))
     train_split.y, val_split.y = shuffled_labels(train_split.y, seed), shuffled_labels(val_split.y, seed + 1)
     test = load(spec, "test", config.resources, subset=False)
+    torch.manual_seed(seed)  # the initial weights, as the train stage draws them
     network = zoo.build(model_name, test.n_classes)
-    torch.manual_seed(seed)
     meta = {"dataset": dataset, "model": model_name, "labels": "shuffled", "class_names": list(test.class_names)}
     return training.train(network, train_split, val_split, test, dict(model.training), Path(out), meta)
 

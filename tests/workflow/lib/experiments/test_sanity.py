@@ -196,8 +196,14 @@ def test_the_shuffled_label_model_is_at_chance_on_a_separable_set(tmp_path, monk
            "datasets": {"v": {"modality": "volumes", "source": "medmnist", "size": 8, "models": ["tiny_volume_cnn"]}},
            "training": {"epochs": 15, "patience": None, "lr": 0.01, "batch_size": 16, "seed": 0},
            "sanity": {"methods": ["saliency"]}}
+    torch.manual_seed(123)  # the global random state a job starts with must not matter
     shuffled = sanity.train_shuffled(Config.from_dict(raw), "v", "tiny_volume_cnn", tmp_path / "shuffled")
     assert shuffled["labels"] == "shuffled" and (tmp_path / "shuffled" / "model.pt").is_file()
+    torch.manual_seed(456)
+    sanity.train_shuffled(Config.from_dict(raw), "v", "tiny_volume_cnn", tmp_path / "again")
+    first, again = (torch.load(tmp_path / d / "model.pt", weights_only=False)["state_dict"]
+                    for d in ("shuffled", "again"))
+    assert all(torch.equal(first[k], again[k]) for k in first)  # a rerun gives the same weights
     assert shuffled["test_accuracy"] == pytest.approx(0.5, abs=0.15)
     from workflow.lib import data, training
 
