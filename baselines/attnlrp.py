@@ -129,16 +129,10 @@ class AttnLRPLayerNorm(RewrittenForward):
     rewriter = _AttnLRPNorm
 
 
-def attnlrp_canonizers() -> list[Canonizer]:
+def attnlrp_canonizers(softmax: bool = False) -> list[Canonizer]:
     """``canonizer="attnlrp"`` (lxt's configuration for vision transformers): batch norms merged, residual sums,
     squeeze-and-excitation gates held constant (as for the other families), conservative propagation in the
-    attention, lxt's layer norm rule."""
-    return [CompositeCanonizer((MergeBatchNorm(), ResidualSum(), ConstantGate(), ConstantAttention(),
-                                AttnLRPLayerNorm()))]
-
-
-def attnlrp_softmax_canonizers() -> list[Canonizer]:
-    """``canonizer="attnlrp_softmax"``: as :func:`attnlrp_canonizers`, with AttnLRP's softmax and product rules in
-    the attention."""
-    return [CompositeCanonizer((MergeBatchNorm(), ResidualSum(), ConstantGate(), AttnLRPAttention(),
-                                AttnLRPLayerNorm()))]
+    attention, lxt's layer norm rule; ``softmax=True`` (``canonizer="attnlrp_softmax"``): AttnLRP's softmax and
+    product rules in the attention instead."""
+    attention = AttnLRPAttention() if softmax else ConstantAttention()
+    return [CompositeCanonizer((MergeBatchNorm(), ResidualSum(), ConstantGate(), attention, AttnLRPLayerNorm()))]

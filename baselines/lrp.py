@@ -588,7 +588,7 @@ def named_canonizers(name: str) -> list[Canonizer]:
             from baselines import attnlrp
         except ImportError as error:
             raise ValueError(f"canonizer: {name!r} needs lxt 2.1 (pip install --no-deps lxt==2.1): {error}") from error
-        return attnlrp.attnlrp_canonizers() if name == "attnlrp" else attnlrp.attnlrp_softmax_canonizers()
+        return attnlrp.attnlrp_canonizers(softmax=name == "attnlrp_softmax")
     return {
         "resnet": lambda: [CompositeCanonizer((MergeBatchNorm(), ResNetBottleneckCanonizer(),
                                                ResNetBasicBlockCanonizer(), ResidualSum(), ConstantGate()))],
